@@ -1,0 +1,1 @@
+"""The ingest function: Pub/Sub push → decode → validate against the contract → BigQuery, or dead-letter."""

@@ -1,0 +1,14 @@
+"""One JSON object per line on stdout: the structured-log format Cloud Logging parses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+
+def log(severity: str, message: str, **fields: Any) -> None:
+    entry = {"severity": severity, "message": message, "time": datetime.now(UTC).isoformat(), **fields}
+    sys.stdout.write(json.dumps(entry, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,56 @@
+"""functions-framework entry point: `functions-framework --target ingest --signature-type cloudevent`.
+
+This module is the composition root: it builds the clients once per process from the environment and
+hands them to the Ingestor, which takes everything it uses as arguments.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import functions_framework
+
+from ingest_fn.handler import Ingestor
+from ingest_fn.logs import log
+from ingest_fn.settings import Settings
+
+
+def build(settings: Settings) -> Ingestor:
+    from google.cloud import bigquery, pubsub_v1
+
+    from ingest_fn.contract import EventValidator
+    from ingest_fn.dead_letter import DeadLetter
+    from ingest_fn.sink import BigQuerySink
+
+    if settings.bigquery_endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        bq = bigquery.Client(project=settings.project, credentials=AnonymousCredentials(),
+                             client_options={"api_endpoint": settings.bigquery_endpoint})
+    else:
+        bq = bigquery.Client(project=settings.project)
+    # PUBSUB_EMULATOR_HOST, when set, points the publisher at the emulator.
+    publisher = pubsub_v1.PublisherClient()
+    return Ingestor(
+        sink=BigQuerySink(bq, settings.table_id, settings.insert_timeout_s),
+        dead_letter=DeadLetter(publisher, settings.dead_letter_topic_path),
+        validator=EventValidator(),
+        max_event_bytes=settings.max_event_bytes,
+    )
+
+
+@cache
+def _ingestor() -> Ingestor:
+    return build(Settings.from_env())
+
+
+@functions_framework.cloud_event
+def ingest(cloud_event: Any) -> None:
+    try:
+        _ingestor().handle_push(cloud_event.data or {})
+    except Exception as exc:
+        # Raising makes functions-framework answer 500, so Pub/Sub redelivers with backoff; the
+        # dead-letter policy moves the message after max_delivery_attempts.
+        log("ERROR", "ingest failed; the delivery will be retried", error=str(exc), event_id=cloud_event["id"])
+        raise

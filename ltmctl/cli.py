@@ -1,0 +1,75 @@
+"""The root command: global options, the sub-apps, and the one handler that renders every LtmctlError."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from ltmctl import __version__
+from ltmctl.commands import config as config_cmd
+from ltmctl.commands import local as local_cmd
+from ltmctl.errors import LtmctlError
+
+
+@dataclass
+class State:
+    """Global options, handed to every command through ctx.obj."""
+
+    config: str | None = None
+    env: str | None = None
+    debug: bool = False
+
+    def load(self) -> Any:
+        from ltmctl import config
+
+        return config.load(self.config, self.env)
+
+
+class _Group(TyperGroup):
+    # Every command runs inside the root group's invoke, so this is the one place errors are rendered.
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LtmctlError as exc:
+            from ltmctl import ui
+
+            state = ctx.obj if isinstance(ctx.obj, State) else State()
+            if state.debug:
+                ui.err.print(traceback.format_exc())
+            ui.print_error(exc.title, exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Provision, deploy and operate the LTM event pipeline, on Google Cloud or on local emulators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(local_cmd.app, name="local")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ltmctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option("--config", help="Config file (default: config/ltm.yaml).",
+                                               envvar="LTM_CONFIG", show_envvar=True)] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment to use (default: local).",
+                                            envvar="LTM_ENV", show_envvar=True)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    ctx.obj = State(config=config, env=env, debug=debug)

@@ -1,0 +1,64 @@
+"""Build the official Google clients for an environment: emulator endpoints on loopback, or ADC for GCP.
+
+Everything below the command layer takes these clients as arguments; this is the one place they are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Clients:
+    project: str
+    publisher: Any
+    subscriber: Any
+    bigquery: Any
+
+    def close(self) -> None:
+        for client in (self.publisher, self.subscriber):
+            transport = getattr(client, "transport", None) or getattr(client, "_transport", None)
+            if transport is not None:
+                transport.close()
+        self.bigquery.close()
+
+
+def publisher_for_emulator(host: str, **options: Any) -> Any:
+    import grpc
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+    # Explicit insecure channel instead of PUBSUB_EMULATOR_HOST: no process-wide environment to mutate.
+    transport = PublisherGrpcTransport(channel=grpc.insecure_channel(host), host=host)
+    return pubsub_v1.PublisherClient(transport=transport, **options)
+
+
+def subscriber_for_emulator(host: str) -> Any:
+    import grpc
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    transport = SubscriberGrpcTransport(channel=grpc.insecure_channel(host), host=host)
+    return pubsub_v1.SubscriberClient(transport=transport)
+
+
+def bigquery_for_emulator(endpoint: str, project: str) -> Any:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    return bigquery.Client(project=project, credentials=AnonymousCredentials(),
+                           client_options={"api_endpoint": endpoint})
+
+
+def for_emulators(project: str, pubsub_host: str, bigquery_endpoint: str) -> Clients:
+    return Clients(project, publisher_for_emulator(pubsub_host), subscriber_for_emulator(pubsub_host),
+                   bigquery_for_emulator(bigquery_endpoint, project))
+
+
+def for_gcp(project: str) -> Clients:
+    """Application Default Credentials (`gcloud auth application-default login`, or a service account)."""
+    from google.cloud import bigquery, pubsub_v1
+
+    return Clients(project, pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient(),
+                   bigquery.Client(project=project))

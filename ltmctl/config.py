@@ -1,0 +1,240 @@
+"""Load and strictly validate config/ltm.yaml; every error names file, line and key (exit code 3)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from ltmctl.errors import ConfigError
+
+CONFIG_RELPATH = Path("config") / "ltm.yaml"
+DEFAULT_ENV = "local"
+
+# Resource names as the services accept them, checked here so a typo fails before any API call.
+PubSubName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")]
+BigQueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")]
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$")]
+ProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Member = Annotated[str, StringConstraints(pattern=r"^(user|group|serviceAccount|domain):\S+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Retry(_Strict):
+    minimum_backoff_s: int = Field(10, ge=0, le=600)
+    maximum_backoff_s: int = Field(600, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retry:
+        if self.minimum_backoff_s > self.maximum_backoff_s:
+            raise ValueError("minimum_backoff_s must not exceed maximum_backoff_s")
+        return self
+
+
+class Pipeline(_Strict):
+    topic: PubSubName = "ltm-events"
+    dead_letter_topic: PubSubName = "ltm-events-dlq"
+    dead_letter_subscription: PubSubName = "ltm-events-dlq-keep"
+    subscription: PubSubName = "ltm-events-ingest"
+    ack_deadline_s: int = Field(60, ge=10, le=600)
+    max_delivery_attempts: int = Field(5, ge=5, le=100)  # Pub/Sub's own bounds
+    retry: Retry = Retry()
+    dataset: BigQueryName = "ltm"
+    table: BigQueryName = "events"
+    location: str = "US"
+    ingest_mode: Literal["push", "bigquery"] = "push"
+
+
+class Ports(_Strict):
+    pubsub: Port = 8085
+    bigquery: Port = 9050
+    bigquery_grpc: Port = 9060
+    ingest: Port = 8081
+    api: Port = 8000
+
+
+class LocalSettings(_Strict):
+    ports: Ports = Ports()
+
+
+class ApiSettings(_Strict):
+    service: ServiceName = "ltm-api"
+    memory: Annotated[str, StringConstraints(pattern=r"^[0-9]+(Mi|Gi)$")] = "2Gi"
+    cpu: Literal["1", "2", "4", "8"] = "1"
+    min_instances: int = Field(1, ge=0, le=1000)
+    max_instances: int = Field(10, ge=1, le=1000)
+    port: Port = 8000
+
+
+class IngestSettings(_Strict):
+    service: ServiceName = "ltm-ingest"
+    concurrency: int = Field(80, ge=1, le=1000)
+    max_instances: int = Field(20, ge=1, le=1000)
+
+
+class IapSettings(_Strict):
+    members: list[Member] = []
+
+
+class QuerySettings(_Strict):
+    max_bytes: int = Field(10_000_000_000, ge=1)
+    usd_per_tib: float = Field(6.25, ge=0)
+
+
+class SloSettings(_Strict):
+    latency_p99_ms: float = Field(500, gt=0)
+    error_rate: float = Field(0.01, ge=0, le=1)
+    oldest_unacked_s: float = Field(300, gt=0)
+
+
+class Environment(_Strict):
+    backend: Literal["local", "gcp"]
+    project: ProjectId
+    region: str | None = None
+    local: LocalSettings | None = None
+    api: ApiSettings = ApiSettings()
+    ingest: IngestSettings = IngestSettings()
+    iap: IapSettings = IapSettings()
+    query: QuerySettings = QuerySettings()
+    slo: SloSettings = SloSettings()
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> Environment:
+        if self.backend == "gcp" and not self.region:
+            raise ValueError("a gcp environment needs `region`")
+        if self.backend == "gcp" and self.local is not None:
+            raise ValueError("`local` settings belong to a local environment only")
+        return self
+
+    @property
+    def ports(self) -> Ports:
+        return (self.local or LocalSettings()).ports
+
+
+class Config(_Strict):
+    pipeline: Pipeline = Pipeline()
+    environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")], Environment] = Field(
+        min_length=1
+    )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The selected environment with everything it needs to know about where it came from."""
+
+    name: str
+    env: Environment
+    pipeline: Pipeline
+    path: Path  # the config file
+    root: Path  # the project directory: local state lives in root/.ltm/
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".ltm" / self.name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.name,
+            "config_file": str(self.path),
+            "pipeline": self.pipeline.model_dump(),
+            **self.env.model_dump(exclude_none=True),
+        }
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> tuple[Path, Path]:
+    """Return (config file, project root): --config, then LTM_CONFIG, then config/ltm.yaml in cwd or a parent,
+    then the copy packaged with ltmctl (with the current directory as root)."""
+    chosen = explicit or os.environ.get("LTM_CONFIG")
+    cwd = (cwd or Path.cwd()).resolve()
+    if chosen:
+        path = Path(chosen).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file.", hint="Pass an existing file to --config / LTM_CONFIG.")
+        root = path.parent.parent if path.parent.name == "config" else path.parent
+        return path, root
+    for directory in (cwd, *cwd.parents):
+        if (directory / CONFIG_RELPATH).is_file():
+            return directory / CONFIG_RELPATH, directory
+    packaged = Path(__file__).parent / "_config" / "ltm.yaml"
+    if packaged.is_file():
+        return packaged, cwd
+    raise ConfigError("No config/ltm.yaml found here or in any parent directory.",
+                      hint="Run `ltmctl init` or pass --config PATH.")
+
+
+def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None) -> Resolved:
+    """Find, parse and validate the config, and select an environment (--env, LTM_ENV, then `local`)."""
+    path, root = find_config(explicit)
+    config = parse(path.read_text(encoding="utf-8"), path)
+    name = env or os.environ.get("LTM_ENV") or DEFAULT_ENV
+    if name not in config.environments:
+        known = ", ".join(sorted(config.environments))
+        raise ConfigError(f"{path}: environment {name!r} is not defined (defined: {known}).",
+                          hint="Choose one with --env NAME, or add it under `environments:`.")
+    return Resolved(name=name, env=config.environments[name], pipeline=config.pipeline, path=path, root=root)
+
+
+def parse(text: str, path: Path) -> Config:
+    """Parse YAML text into a validated Config; errors carry `file:line: key: problem`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}.",
+                          hint="Fix the YAML syntax at that line.") from None
+    lines: dict[tuple[str, ...], int] = {}
+    if node is not None:
+        _index_lines(node, (), lines, path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping with `pipeline` and `environments`.")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err, lines, path) for err in exc.errors()]
+        raise ConfigError("\n".join(problems),
+                          hint="Fix the keys named above; `ltmctl config validate` re-checks the file.") from None
+
+
+def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int], path: Path) -> None:
+    lines.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                # PyYAML keeps the last duplicate silently; a strict config refuses it.
+                dotted = ".".join((*prefix, key))
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: {dotted}: duplicate key.")
+            seen.add(key)
+            lines[(*prefix, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*prefix, key), lines, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*prefix, str(i)), lines, path)
+
+
+def _describe(err: dict[str, Any], lines: dict[tuple[str, ...], int], path: Path) -> str:
+    loc = tuple(str(part) for part in err["loc"])
+    # Pydantic appends validator names (e.g. "function-after[...]") that are not keys of the file.
+    loc = tuple(part for part in loc if "[" not in part)
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
+    key = ".".join(loc) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return f"{path}:{line}: {key}: {message}"

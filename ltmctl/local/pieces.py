@@ -1,0 +1,101 @@
+"""The pieces of the local stack: how to launch each one and how to tell it is healthy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ltmctl.errors import BackendError
+
+INSTALL_PUBSUB_HINT = (
+    "Install the Google Cloud CLI and its emulator: `gcloud components install pubsub-emulator` "
+    "(or `apt-get install google-cloud-cli-pubsub-emulator`), with Java 17 on PATH. "
+    "Or point LTM_PUBSUB_EMULATOR_JAR at cloud-pubsub-emulator-*.jar."
+)
+
+
+@dataclass(frozen=True)
+class Piece:
+    name: str
+    port: int
+    argv: list[str]
+    health_path: str  # an HTTP GET that answers 2xx once the piece serves
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _sdk_roots() -> list[Path]:
+    roots = [os.environ.get("CLOUDSDK_ROOT_DIR")]
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        roots.append(str(Path(gcloud).resolve().parent.parent))
+    roots += ["/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", str(Path.home() / "google-cloud-sdk")]
+    return [Path(r) for r in roots if r]
+
+
+def pubsub_command(port: int, data_dir: Path) -> list[str]:
+    """The emulator jar run directly by java (starts in under a second), else `gcloud beta emulators`."""
+    jar_env = os.environ.get("LTM_PUBSUB_EMULATOR_JAR")
+    jars = [Path(jar_env)] if jar_env else []
+    for root in _sdk_roots():
+        jars += sorted((root / "platform" / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
+    java = shutil.which("java")
+    for jar in jars:
+        if jar.is_file() and java:
+            # A small heap: the emulator holds a few thousand messages at most in local use.
+            return [java, "-Xms64m", "-Xmx512m", "-jar", str(jar), "--host=127.0.0.1", f"--port={port}"]
+    gcloud = shutil.which("gcloud")
+    if gcloud and java:
+        return [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
+                f"--data-dir={data_dir}", "--quiet"]
+    missing = "Java 17 (java on PATH)" if not java else "the Pub/Sub emulator"
+    raise BackendError(f"Cannot start the Pub/Sub emulator: {missing} was not found.", hint=INSTALL_PUBSUB_HINT)
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise BackendError(f"The local stack needs the Python package providing `{module}`, which is not installed.",
+                           hint='Install the local extra: pip install -e ".[local]"')
+
+
+def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: dict[str, str]) -> list[Piece]:
+    """pipeline_env: LTM_* settings for the services (dataset, table, topics)."""
+    for module in ("bqemulator", "functions_framework", "duckdb_extensions"):
+        _require(module)
+    py = sys.executable
+    ingest_source = Path(__file__).resolve().parents[2] / "ingest_fn" / "main.py"
+    if not ingest_source.is_file():
+        import ingest_fn.main
+
+        ingest_source = Path(ingest_fn.main.__file__)
+    service_env = {
+        **pipeline_env,
+        "LTM_PROJECT": project,
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ports['pubsub']}",
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{ports['bigquery']}",
+    }
+    return [
+        Piece("pubsub", ports["pubsub"], pubsub_command(ports["pubsub"], data_dir / "pubsub"), "/"),
+        Piece(
+            "bigquery", ports["bigquery"],
+            [py, "-m", "ltmctl.local.bigquery_main", "start", "--persistent",
+             "--data-dir", str(data_dir / "bigquery"), "--project", project,
+             "--rest-host", "127.0.0.1", "--rest-port", str(ports["bigquery"]),
+             "--grpc-host", "127.0.0.1", "--grpc-port", str(ports["bigquery_grpc"]),
+             "--log-format", "json", "--log-level", "warning", "--no-admin"],
+            "/healthz",
+            # Format extensions cost about 2 s of start-up and nothing here reads Parquet/Avro from files.
+            {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"},
+        ),
+        Piece(
+            "ingest", ports["ingest"],
+            [py, "-m", "functions_framework", "--target", "ingest", "--signature-type", "cloudevent",
+             "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
+            "/",
+            service_env,
+        ),
+    ]

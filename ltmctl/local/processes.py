@@ -1,0 +1,107 @@
+"""Start detached processes, recognise them later by pid *and* start time, and stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    start_ticks: int  # /proc/<pid>/stat field 22: tells our process from a later one that reused the pid
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; everything after its closing paren is space-separated.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> Proc:
+    """Start argv in its own session (its own process group), detached from the terminal, output to log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
+    return Proc(proc.pid, start_ticks(proc.pid) or 0)
+
+
+def alive(proc: Proc) -> bool:
+    fields = _stat(proc.pid)
+    return fields is not None and fields[0] != "Z" and int(fields[19]) == proc.start_ticks
+
+
+def _group_members(proc: Proc) -> list[int]:
+    """Live processes in the group that proc led, started no earlier than it (children outlive a killed leader)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields and fields[0] != "Z" and int(fields[2]) == proc.pid and int(fields[19]) >= proc.start_ticks:
+            members.append(int(entry.name))
+    return members
+
+
+def stop(proc: Proc, grace_s: float = 5.0) -> bool:
+    """SIGTERM the process group, then SIGKILL what is left after grace_s. False if nothing was running."""
+    if not _group_members(proc):
+        return False
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        for pid in _group_members(proc):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(proc.pid)
+            if not _group_members(proc):
+                return True
+            time.sleep(0.05)
+    return True
+
+
+def _reap(pid: int) -> None:
+    # A child of this very process (tests, `demo`) stays a zombie until waited for.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out as free right now, distinct from each other."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

@@ -1,0 +1,36 @@
+"""From the resolved config to infra's plain model: the one bridge between the CLI and infra."""
+
+from __future__ import annotations
+
+from ltmctl.config import Resolved
+
+
+def spec(resolved: Resolved, push_endpoint: str | None = None, push_service_account: str | None = None):
+    from infra.model import PipelineSpec
+    from ingest_fn.contract import table_schema
+
+    p = resolved.pipeline
+    return PipelineSpec(
+        project=resolved.env.project,
+        topic=p.topic,
+        dead_letter_topic=p.dead_letter_topic,
+        dead_letter_subscription=p.dead_letter_subscription,
+        subscription=p.subscription,
+        dataset=p.dataset,
+        table=p.table,
+        table_schema=table_schema(),
+        location=p.location,
+        ack_deadline_s=p.ack_deadline_s,
+        max_delivery_attempts=p.max_delivery_attempts,
+        minimum_backoff_s=p.retry.minimum_backoff_s,
+        maximum_backoff_s=p.retry.maximum_backoff_s,
+        push_endpoint=push_endpoint,
+        push_service_account=push_service_account,
+    )
+
+
+def service_env(resolved: Resolved) -> dict[str, str]:
+    """The LTM_* variables the two services read."""
+    p = resolved.pipeline
+    return {"LTM_DATASET": p.dataset, "LTM_TABLE": p.table, "LTM_DLQ_TOPIC": p.dead_letter_topic,
+            "LTM_TOPIC": p.topic}
