@@ -1,0 +1,98 @@
+"""The two read queries, shared by the API and `ltmctl query` shortcuts.
+
+Every value is a query parameter; the table name is the only text put into SQL, and it comes from
+validated configuration. Each query de-duplicates on event_id (delivery is at-least-once), filters on
+the partition column with a look-back window, and is capped by maximum_bytes_billed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_TABLE_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+
+# One row per event_id: the first stored copy wins, so re-deliveries never count twice.
+_DEDUPED = """
+  SELECT * FROM `{table}`
+  WHERE {where}
+    AND event_time >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @days DAY)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time, message_id) = 1
+"""
+
+GET_DATA = """
+WITH deduped AS ({deduped})
+SELECT event_id, action_id, user_email, app_id, app_department, source, event_time, payload,
+       message_id, publish_time, ingest_time, attributes, COUNT(*) OVER () AS total
+FROM deduped
+ORDER BY event_time DESC, event_id
+LIMIT @limit
+"""
+
+APP_INFO = """
+WITH deduped AS ({deduped}),
+totals AS (
+  SELECT COUNT(*) AS events, COUNT(DISTINCT user_email) AS users, COUNT(DISTINCT action_id) AS actions,
+         MIN(event_time) AS first_seen, MAX(event_time) AS last_seen
+  FROM deduped
+),
+top_actions AS (
+  SELECT action_id, COUNT(*) AS action_events FROM deduped
+  GROUP BY action_id ORDER BY action_events DESC, action_id LIMIT @top
+)
+SELECT totals.*, top_actions.action_id, top_actions.action_events
+FROM totals LEFT JOIN top_actions ON TRUE
+ORDER BY action_events DESC, action_id
+"""
+
+
+def table_id(project: str, dataset: str, table: str) -> str:
+    value = f"{project}.{dataset}.{table}"
+    if not _TABLE_ID.match(value):
+        raise ValueError(f"not a valid table id: {value!r}")
+    return value
+
+
+def get_data_sql(table: str) -> str:
+    deduped = _DEDUPED.format(table=table, where="action_id = @action_id AND user_email = @user_email")
+    return GET_DATA.format(deduped=deduped)
+
+
+def app_info_sql(table: str) -> str:
+    deduped = _DEDUPED.format(table=table, where="app_id = @app_id AND app_department = @app_department")
+    return APP_INFO.format(deduped=deduped)
+
+
+def _job_config(params: list[tuple[str, str, Any]], max_bytes: int | None) -> Any:
+    from google.cloud import bigquery
+
+    return bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(n, t, v) for n, t, v in params],
+        maximum_bytes_billed=max_bytes,
+    )
+
+
+def get_data(client: Any, table: str, *, action_id: str, user_email: str, limit: int = 100, days: int = 30,
+             max_bytes: int | None = None, timeout_s: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
+    """(count of distinct events in the window, newest `limit` of them as dicts)."""
+    config = _job_config([("action_id", "STRING", action_id), ("user_email", "STRING", user_email.lower()),
+                          ("days", "INT64", days), ("limit", "INT64", limit)], max_bytes)
+    rows = [dict(row) for row in client.query(get_data_sql(table), job_config=config).result(timeout=timeout_s)]
+    total = rows[0].pop("total") if rows else 0
+    for row in rows[1:]:
+        row.pop("total")
+    return total, rows
+
+
+def app_info(client: Any, table: str, *, app_id: str, app_department: str, days: int = 30,
+             max_bytes: int | None = None, top: int = 5, timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """Summary of an app's events in the window, or None when it has none."""
+    config = _job_config([("app_id", "STRING", app_id), ("app_department", "STRING", app_department),
+                          ("days", "INT64", days), ("top", "INT64", top)], max_bytes)
+    rows = [dict(r) for r in client.query(app_info_sql(table), job_config=config).result(timeout=timeout_s)]
+    if not rows or not rows[0]["events"]:
+        return None
+    summary = {k: rows[0][k] for k in ("events", "users", "actions", "first_seen", "last_seen")}
+    summary["top_actions"] = [{"action_id": r["action_id"], "events": r["action_events"]}
+                              for r in rows if r["action_id"] is not None]
+    return summary

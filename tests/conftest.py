@@ -1,0 +1,108 @@
+"""Shared fixtures: real emulators and services on free loopback ports, started once per session."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Retries that fit a test run: Pub/Sub's real minimum backoff is 10 s; the emulator honours these.
+TEST_CONFIG = """\
+pipeline:
+  topic: ltm-events
+  dead_letter_topic: ltm-events-dlq
+  dead_letter_subscription: ltm-events-dlq-keep
+  subscription: ltm-events-ingest
+  ack_deadline_s: 20
+  max_delivery_attempts: 5
+  retry: {minimum_backoff_s: 1, maximum_backoff_s: 5}
+  dataset: ltm
+  table: events
+environments:
+  local:
+    backend: local
+    project: ltm-test
+  dev:
+    backend: gcp
+    project: my-project-id
+    region: us-central1
+"""
+
+
+def make_project(directory: Path, text: str = TEST_CONFIG) -> Path:
+    """A project directory with config/ltm.yaml; returns the config path."""
+    (directory / "config").mkdir(parents=True, exist_ok=True)
+    path = directory / "config" / "ltm.yaml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Stack:
+    """A running local stack and clients pointed at it."""
+
+    resolved: Any  # ltmctl.config.Resolved
+    state: Any  # ltmctl.local.stack.StackState
+    clients: Any  # ltmctl.clients.Clients
+
+    @property
+    def project(self) -> str:
+        return self.state.project
+
+    @property
+    def table_id(self) -> str:
+        p = self.resolved.pipeline
+        return f"{self.project}.{p.dataset}.{p.table}"
+
+    @property
+    def topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.resolved.pipeline.topic}"
+
+    def fresh_subscription(self, topic: str) -> str:
+        """A new pull subscription: the emulator hides messages for a while after another subscriber closes."""
+        path = f"projects/{self.project}/subscriptions/t-{uuid.uuid4().hex[:12]}"
+        self.clients.subscriber.create_subscription(
+            request={"name": path, "topic": f"projects/{self.project}/topics/{topic}", "ack_deadline_seconds": 60})
+        return path
+
+
+def start_stack(directory: Path) -> Stack:
+    from ltmctl import clients, config
+    from ltmctl.local import stack
+
+    config_path = make_project(directory)
+    resolved = config.load(config_path, "local")
+    state, _ = stack.up(resolved, port_base=0)
+    return Stack(resolved, state, clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint))
+
+
+def stop_stack(s: Stack) -> None:
+    from ltmctl.local import stack
+
+    s.clients.close()
+    stack.down(s.resolved)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The session's local stack: Pub/Sub emulator, bqemulator, ingest function, infra applied."""
+    directory = tmp_path_factory.mktemp("stack")
+    s = start_stack(directory)
+    try:
+        yield s
+    finally:
+        stop_stack(s)
+        shutil.rmtree(directory / ".ltm", ignore_errors=True)
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    make_project(tmp_path)
+    return tmp_path
