@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
 
+
+def _width(stream) -> int | None:
+    # Off a terminal (CI logs, pipes) rich assumes 80 columns and would break file:line paths in panels.
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 240
+
+
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, width=_width(sys.stderr))
 
 
 def print_error(title: str, message: str, hint: str | None) -> None:

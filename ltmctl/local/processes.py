@@ -59,6 +59,9 @@ def _group_members(proc: Proc) -> list[int]:
 
 def stop(proc: Proc, grace_s: float = 5.0) -> bool:
     """SIGTERM the process group, then SIGKILL what is left after grace_s. False if nothing was running."""
+    ticks = start_ticks(proc.pid)
+    if ticks is not None and ticks != proc.start_ticks:
+        return False  # the pid (and so the group id) now belongs to a process we did not start
     if not _group_members(proc):
         return False
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):

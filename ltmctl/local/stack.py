@@ -31,6 +31,8 @@ class PieceState:
     port: int
     log: str
     health_path: str
+    argv: list[str]
+    env: dict[str, str]  # only what the piece adds to the caller's environment
 
     @property
     def proc(self) -> Proc:
@@ -234,6 +236,27 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
     return state, True
 
 
+def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> PieceState:
+    """Stop one piece and (unless stop_only) start it again with the same command and port.
+
+    Used to take BigQuery away under load and bring it back; the Pub/Sub emulator keeps nothing, so
+    restarting it would need infra re-applied (use `local down` and `up` for that).
+    """
+    state = read_state(resolved)
+    if state is None or name not in state.pieces:
+        raise UsageError(f"No piece named {name!r} in the local stack.")
+    piece = state.pieces[name]
+    processes.stop(piece.proc)
+    if stop_only:
+        return piece
+    again = _start(Piece(name, piece.port, piece.argv, piece.health_path, piece.env),
+                   Path(piece.log).parent, resolved.root)
+    _wait_healthy([again], lambda *_: None)
+    state.pieces[name] = again
+    _write_state(resolved, state)
+    return again
+
+
 def _start(piece: Piece, log_dir: Path, cwd: Path) -> PieceState:
     log = log_dir / f"{piece.name}.log"
     env = {**os.environ, **piece.env}
@@ -241,7 +264,8 @@ def _start(piece: Piece, log_dir: Path, cwd: Path) -> PieceState:
     if piece.name in ("pubsub", "bigquery"):
         env.pop("PUBSUB_EMULATOR_HOST", None)
     proc = processes.spawn(piece.argv, log, env, cwd)
-    return PieceState(piece.name, proc.pid, proc.start_ticks, piece.port, str(log), piece.health_path)
+    return PieceState(piece.name, proc.pid, proc.start_ticks, piece.port, str(log), piece.health_path,
+                      piece.argv, piece.env)
 
 
 def _wait_healthy(started: list[PieceState], report: Report) -> None:

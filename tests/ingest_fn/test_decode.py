@@ -1,0 +1,68 @@
+"""decode(): golden Pub/Sub push envelopes to rows or rejections (pure functions, no services needed)."""
+
+import base64
+import json
+
+import pytest
+
+from ingest_fn.contract import MAX_EVENT_BYTES, EventValidator
+from ingest_fn.decode import Message, Rejection, decode
+
+VALID = {"event_id": "0b6f0c1e-1", "action_id": "login", "user_email": "Ana.Perez@Example.COM",
+         "app_id": "crm", "app_department": "sales", "source": "web",
+         "event_time": "2026-11-30T07:00:00.123+02:00", "payload": {"ip": "10.0.0.1", "n": [1, 2]}}
+
+
+def push(data: bytes, **attributes) -> Message:
+    envelope = {"message": {"data": base64.b64encode(data).decode(), "messageId": "1234",
+                            "publishTime": "2026-11-30T05:00:01.5Z", "attributes": attributes},
+                "subscription": "projects/p/subscriptions/s"}
+    return Message.from_push(envelope["message"])
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return EventValidator()
+
+
+def test_valid_event_becomes_a_row(validator):
+    row = decode(push(json.dumps(VALID).encode(), origin="iot-gw"), validator, MAX_EVENT_BYTES)
+    assert row["event_id"] == "0b6f0c1e-1"
+    assert row["user_email"] == "ana.perez@example.com"
+    assert row["event_time"] == "2026-11-30T05:00:00.123000Z"  # normalised to UTC
+    assert row["publish_time"] == "2026-11-30T05:00:01.500000Z"
+    assert json.loads(row["payload"]) == VALID["payload"]
+    assert json.loads(row["attributes"]) == {"origin": "iot-gw"}
+    assert row["message_id"] == "1234"
+    assert row["source"] == "web"
+
+
+def test_event_id_defaults_to_the_message_id(validator):
+    event = {k: v for k, v in VALID.items() if k != "event_id"}
+    assert decode(push(json.dumps(event).encode()), validator, MAX_EVENT_BYTES)["event_id"] == "1234"
+
+
+@pytest.mark.parametrize(("data", "error", "detail"), [
+    (b"{not json", "not_json", "line 1 column 2"),
+    (b"\xc3\x28", "not_utf8", "byte 0"),
+    (b"[1, 2]", "schema", "(event): [1, 2] is not of type 'object'"),
+    (json.dumps({**VALID, "user_email": "nobody"}).encode(), "schema", "user_email: does not match"),
+    (json.dumps({**VALID, "action_id": "x'; DROP TABLE events; --"}).encode(), "schema", "action_id"),
+    (json.dumps({**VALID, "event_time": "2026-13-01T00:00:00Z"}).encode(), "schema", "event_time: not a valid"),
+    (json.dumps({**VALID, "event_time": "yesterday"}).encode(), "schema", "event_time"),
+    (json.dumps({**VALID, "extra": 1}).encode(), "schema", "'extra' was unexpected"),
+    (json.dumps({k: v for k, v in VALID.items() if k != "app_id"}).encode(), "schema", "app_id: required"),
+    (json.dumps({**VALID, "source": "fax"}).encode(), "schema", "source"),
+])
+def test_bad_events_are_rejected_with_a_reason(validator, data, error, detail):
+    outcome = decode(push(data), validator, MAX_EVENT_BYTES)
+    assert isinstance(outcome, Rejection)
+    assert outcome.error == error
+    assert detail in outcome.detail
+
+
+def test_too_large_is_checked_before_parsing(validator):
+    big = json.dumps({**VALID, "payload": {"blob": "x" * MAX_EVENT_BYTES}}).encode()
+    outcome = decode(push(big), validator, MAX_EVENT_BYTES)
+    assert outcome.error == "too_large"
+    assert str(MAX_EVENT_BYTES) in outcome.detail

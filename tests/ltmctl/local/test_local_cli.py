@@ -1,0 +1,141 @@
+"""`ltmctl local up/status/env/down` through the CLI, on real processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from ltmctl.cli import app
+from ltmctl.local import processes
+from ltmctl.local.stack import PORT_NAMES
+
+runner = CliRunner()
+
+
+def ltm(project_dir, *args):
+    return runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", *args])
+
+
+def pieces_of(project_dir) -> dict:
+    return json.loads((project_dir / ".ltm" / "local" / "state.json").read_text())["pieces"]
+
+
+def test_up_status_env_down(project_dir):
+    result = ltm(project_dir, "up", "--port-base", "0")
+    try:
+        assert result.exit_code == 0, result.output
+        assert "Local stack is up" in result.output
+        state = pieces_of(project_dir)
+        assert set(state) == {"pubsub", "bigquery", "ingest"}
+        assert all(processes.alive(processes.Proc(p["pid"], p["start_ticks"])) for p in state.values())
+
+        status = ltm(project_dir, "status", "--output", "json")
+        assert status.exit_code == 0, status.output
+        rows = {r["piece"]: r for r in json.loads(status.stdout)}
+        assert all(r["healthy"] for r in rows.values())
+        assert rows["bigquery"]["pid"] == state["bigquery"]["pid"]
+
+        env = ltm(project_dir, "env")
+        assert env.exit_code == 0
+        lines = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+        assert lines["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{state['pubsub']['port']}"
+        assert lines["BIGQUERY_EMULATOR_HOST"] == f"http://127.0.0.1:{state['bigquery']['port']}"
+        for key in ("LTM_PROJECT", "LTM_TOPIC", "LTM_DATASET", "LTM_TABLE", "LTM_DLQ_SUBSCRIPTION"):
+            assert lines[key]
+        # a shell can use these lines as they are
+        shell = subprocess.run(["bash", "-c", env.stdout + '\necho "$LTM_PROJECT/$PUBSUB_EMULATOR_HOST"'],
+                               capture_output=True, text=True, check=True)
+        assert shell.stdout.strip() == f"ltm-test/127.0.0.1:{state['pubsub']['port']}"
+
+        again = ltm(project_dir, "up")
+        assert again.exit_code == 0 and "already running" in again.output
+        assert pieces_of(project_dir) == state
+    finally:
+        down = ltm(project_dir, "down")
+    assert down.exit_code == 0, down.output
+    for p in state.values():
+        assert not processes.alive(processes.Proc(p["pid"], p["start_ticks"]))
+    assert not (project_dir / ".ltm" / "local" / "state.json").exists()
+    assert ltm(project_dir, "status").exit_code == 4
+
+
+def test_down_after_a_process_was_killed_stops_the_rest(project_dir):
+    assert ltm(project_dir, "up", "--port-base", "0").exit_code == 0
+    state = pieces_of(project_dir)
+    try:
+        os.kill(state["bigquery"]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while processes.alive(processes.Proc(state["bigquery"]["pid"], state["bigquery"]["start_ticks"])):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        status = ltm(project_dir, "status", "--output", "json")
+        assert status.exit_code == 4
+        assert {r["piece"]: r["healthy"] for r in json.loads(status.stdout)}["bigquery"] is False
+    finally:
+        down = ltm(project_dir, "down")
+    assert down.exit_code == 0
+    assert "bigquery: was not running" in down.output
+    assert "pubsub: stopped" in down.output and "ingest: stopped" in down.output
+    for p in state.values():
+        assert not processes.alive(processes.Proc(p["pid"], p["start_ticks"]))
+
+
+def test_down_leaves_a_process_that_reused_a_pid_alone(project_dir):
+    # A stale state file whose pid now belongs to someone else: the start time tells them apart.
+    bystander = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        state_dir = project_dir / ".ltm" / "local"
+        state_dir.mkdir(parents=True)
+        piece = {"name": "pubsub", "pid": bystander.pid, "start_ticks": 1, "port": 1, "log": "x",
+                 "health_path": "/", "argv": ["x"], "env": {}}
+        (state_dir / "state.json").write_text(json.dumps({
+            "environment": "local", "project": "ltm-test", "ports": {}, "pieces": {"pubsub": piece},
+            "started_at": "2026-01-01T00:00:00+00:00"}))
+        result = ltm(project_dir, "down")
+        assert result.exit_code == 0
+        assert "pubsub: was not running" in result.output
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_port_in_use_is_a_clear_error(project_dir):
+    base = processes.free_ports(1)[0]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", base))
+        busy.listen()
+        result = ltm(project_dir, "up", "--port-base", str(base))
+    assert result.exit_code == 4
+    assert f"Port {base} (pubsub) is already in use" in result.output
+    assert "--port-base" in result.output
+    assert not (project_dir / ".ltm" / "local" / "state.json").exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["env"]])
+def test_commands_that_need_the_stack_say_so(project_dir, command):
+    result = ltm(project_dir, *command)
+    assert result.exit_code == 4
+    assert "ltmctl local up" in result.output
+
+
+def test_local_commands_refuse_a_gcp_environment(project_dir):
+    result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "--env", "dev",
+                                 "local", "up"])
+    assert result.exit_code == 2
+    assert "gcp environment" in result.output
+
+
+def test_port_base_layout():
+    from ltmctl import config
+    from ltmctl.local.stack import choose_ports
+
+    resolved = config.load(config.find_config()[0])
+    assert choose_ports(resolved, 20000) == {name: 20000 + i for i, name in enumerate(PORT_NAMES)}
+    assert choose_ports(resolved, None)["pubsub"] == 8085
+    assert len(set(choose_ports(resolved, 0).values())) == len(PORT_NAMES)
