@@ -13,9 +13,10 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 
 def contract_dir() -> Path:
-    """LTM_CONTRACT_DIR, else the copy inside this package (wheel, image), else the checkout's config/contract."""
+    """LTM_CONTRACT_DIR, else the copy in this package (image), the checkout's config/, the wheel's copy."""
     here = Path(__file__).resolve().parent
-    candidates = [os.environ.get("LTM_CONTRACT_DIR"), here / "contract", here.parent / "config" / "contract"]
+    candidates = [os.environ.get("LTM_CONTRACT_DIR"), here / "contract", here.parent / "config" / "contract",
+                  here.parent / "ltmctl" / "_config" / "contract"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "event.schema.json").is_file():
             return Path(candidate)

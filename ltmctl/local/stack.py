@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,9 @@ class PieceState:
     port: int
     log: str
     health_path: str
-    argv: list[str]
-    env: dict[str, str]  # only what the piece adds to the caller's environment
+    # Older state files lack these two; defaults keep them readable so `down` still works.
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # only what the piece adds to the caller's environment
 
     @property
     def proc(self) -> Proc:
