@@ -8,13 +8,13 @@ from typing import Any
 from ingest_fn.contract import EventValidator
 from ingest_fn.dead_letter import DeadLetter
 from ingest_fn.decode import Message, Rejection, decode
+from ingest_fn.group_commit import STORED, GroupCommitter
 from ingest_fn.logs import log
-from ingest_fn.sink import BigQuerySink, TransientError
 
 
 @dataclass
 class Ingestor:
-    sink: BigQuerySink
+    committer: GroupCommitter
     dead_letter: DeadLetter
     validator: EventValidator
     max_event_bytes: int
@@ -23,13 +23,11 @@ class Ingestor:
         """Return "stored" or "dead_lettered"; raise TransientError when the delivery must be retried."""
         outcome = decode(message, self.validator, self.max_event_bytes)
         if isinstance(outcome, dict):
-            result = self.sink.insert([outcome])
-            if result.unstored:
-                raise TransientError("BigQuery did not store the row")
-            if not result.refused:
+            refused = self.committer.insert(outcome)
+            if refused is STORED:
                 log("INFO", "stored", event_id=outcome["event_id"], message_id=message.message_id)
                 return "stored"
-            outcome = Rejection("schema", f"BigQuery refused the row: {result.refused[0]}")
+            outcome = Rejection("schema", f"BigQuery refused the row: {refused}")
         dead_letter_id = self.dead_letter.send(message, outcome)
         log("WARNING", "dead-lettered", message_id=message.message_id, error=outcome.error,
             error_detail=outcome.detail, dead_letter_message_id=dead_letter_id)

@@ -21,6 +21,7 @@ def build(settings: Settings) -> Ingestor:
 
     from ingest_fn.contract import EventValidator
     from ingest_fn.dead_letter import DeadLetter
+    from ingest_fn.group_commit import GroupCommitter
     from ingest_fn.sink import BigQuerySink
 
     if settings.bigquery_endpoint:
@@ -33,7 +34,7 @@ def build(settings: Settings) -> Ingestor:
     # PUBSUB_EMULATOR_HOST, when set, points the publisher at the emulator.
     publisher = pubsub_v1.PublisherClient()
     return Ingestor(
-        sink=BigQuerySink(bq, settings.table_id, settings.insert_timeout_s),
+        committer=GroupCommitter(BigQuerySink(bq, settings.table_id, settings.insert_timeout_s)),
         dead_letter=DeadLetter(publisher, settings.dead_letter_topic_path),
         validator=EventValidator(),
         max_event_bytes=settings.max_event_bytes,

@@ -1,0 +1,107 @@
+"""Group commit on the real bqemulator: batching, per-row outcomes, and failures that fail every caller."""
+
+import threading
+import uuid
+
+from ingest_fn.group_commit import STORED, GroupCommitter
+from ingest_fn.sink import BigQuerySink, TransientError
+from ltmctl.clients import bigquery_for_emulator
+
+
+def row(action: str, **extra) -> dict:
+    return {"event_id": str(uuid.uuid4()), "action_id": action, "user_email": "g@example.com", "app_id": "a",
+            "app_department": "d", "event_time": "2026-11-30T00:00:00Z", "message_id": "m",
+            "publish_time": "2026-11-30T00:00:00Z", "ingest_time": "2026-11-30T00:00:00Z", **extra}
+
+
+def stored_ids(stack, action: str) -> set[str]:
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("a", "STRING", action)])
+    sql = f"SELECT event_id FROM `{stack.table_id}` WHERE action_id = @a"
+    return {r.event_id for r in stack.clients.bigquery.query(sql, job_config=config).result()}
+
+
+class ObservedSink(BigQuerySink):
+    """The real sink, recording which rows each request carried and what was stored when each caller returned."""
+
+    def __init__(self, *args, gate: threading.Event | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches: list[list[str]] = []
+        self.gate = gate
+
+    def insert(self, rows):
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.batches.append([r["event_id"] for r in rows])
+        return super().insert(rows)
+
+
+def run_concurrently(committer, rows):
+    results, returned_at_batch = {}, {}
+
+    def call(r):
+        try:
+            results[r["event_id"]] = committer.insert(r, timeout_s=30)
+        except TransientError as exc:
+            results[r["event_id"]] = exc
+        returned_at_batch[r["event_id"]] = len(committer.sink.batches)
+
+    threads = [threading.Thread(target=call, args=(r,)) for r in rows]
+    for t in threads:
+        t.start()
+    return threads, results, returned_at_batch
+
+
+def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_stored(stack):
+    action = f"gc-{uuid.uuid4().hex[:8]}"
+    gate = threading.Event()  # hold the first insert so the others pile up behind it
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate)
+    committer = GroupCommitter(sink)
+    rows = [row(action) for _ in range(40)]
+    threads, results, returned_at = run_concurrently(committer, rows)
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert all(results[r["event_id"]] is STORED for r in rows)
+    assert stored_ids(stack, action) == {r["event_id"] for r in rows}
+    assert len(sink.batches) < len(rows)  # coalesced
+    assert sorted(i for b in sink.batches for i in b) == sorted(r["event_id"] for r in rows)
+    # no caller returned before the request carrying its row had completed
+    for r in rows:
+        batch_no = next(n for n, b in enumerate(sink.batches, 1) if r["event_id"] in b)
+        assert returned_at[r["event_id"]] >= batch_no
+
+
+def test_a_failing_insert_fails_every_caller_in_its_batch(stack):
+    dead = bigquery_for_emulator("http://127.0.0.1:9", stack.project)  # nothing listens on port 9
+    sink = ObservedSink(dead, stack.table_id, timeout_s=1.0)
+    committer = GroupCommitter(sink)
+    rows = [row("never") for _ in range(10)]
+    threads, results, _ = run_concurrently(committer, rows)
+    for t in threads:
+        t.join(30)
+    assert len(results) == 10
+    assert all(isinstance(v, TransientError) for v in results.values())
+    assert committer._leader_active is False  # the next caller can lead again
+
+
+def test_rows_beyond_max_rows_go_in_the_next_request(stack):
+    action = f"gcmax-{uuid.uuid4().hex[:8]}"
+    gate = threading.Event()
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate)
+    committer = GroupCommitter(sink, max_rows=3)
+    rows = [row(action) for _ in range(10)]
+    threads, results, _ = run_concurrently(committer, rows)
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert all(len(b) <= 3 for b in sink.batches)
+    assert stored_ids(stack, action) == {r["event_id"] for r in rows}
+
+
+def test_an_idle_committer_inserts_at_once(stack):
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id)
+    action = f"gcidle-{uuid.uuid4().hex[:8]}"
+    assert GroupCommitter(sink).insert(row(action)) is STORED
+    assert len(sink.batches) == 1
