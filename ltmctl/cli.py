@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from ltmctl import __version__
+from ltmctl.commands import api as api_cmd
 from ltmctl.commands import config as config_cmd
 from ltmctl.commands import local as local_cmd
 from ltmctl.errors import LtmctlError
@@ -53,6 +54,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(local_cmd.app, name="local")
+app.add_typer(api_cmd.app, name="api")
 
 
 def _version(value: bool) -> None:

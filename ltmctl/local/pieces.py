@@ -62,9 +62,15 @@ def _require(module: str) -> None:
                            hint='Install the local extra: pip install -e ".[local]"')
 
 
-def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: dict[str, str]) -> list[Piece]:
+def local_audience(project: str) -> str:
+    """The IAP audience the local API expects; shaped like Cloud Run's IAP audience."""
+    return f"/projects/{project}/locations/local/services/ltm-api"
+
+
+def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: dict[str, str],
+           jwks_file: Path) -> list[Piece]:
     """pipeline_env: LTM_* settings for the services (dataset, table, topics)."""
-    for module in ("bqemulator", "functions_framework", "duckdb_extensions"):
+    for module in ("bqemulator", "functions_framework", "duckdb_extensions", "uvicorn", "fastapi", "jwt"):
         _require(module)
     py = sys.executable
     ingest_source = Path(__file__).resolve().parents[2] / "ingest_fn" / "main.py"
@@ -97,5 +103,13 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
              "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
             "/",
             service_env,
+        ),
+        Piece(
+            "api", ports["api"],
+            [py, "-m", "uvicorn", "api_service.app:from_env", "--factory", "--host", "127.0.0.1",
+             "--port", str(ports["api"]), "--no-access-log", "--log-level", "warning"],
+            "/healthz",
+            # The app writes its own structured request log; uvicorn's access log would repeat it.
+            {**service_env, "LTM_IAP_AUDIENCE": local_audience(project), "LTM_IAP_JWKS_FILE": str(jwks_file)},
         ),
     ]

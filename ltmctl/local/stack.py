@@ -64,6 +64,31 @@ class StackState:
     def ingest_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['ingest']}/"
 
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+
+def iap_keys(resolved: Resolved) -> tuple[Path, Path]:
+    """The local IAP key pair (private key, JWK set), made once and kept, so tokens survive restarts."""
+    from api_service import iap_local
+
+    folder = resolved.state_dir / "iap"
+    private, jwks = folder / iap_local.PRIVATE_KEY_FILE, folder / iap_local.JWKS_FILE
+    if private.is_file() and jwks.is_file():
+        return private, jwks
+    return iap_local.generate_keypair(folder)
+
+
+def mint_token(resolved: Resolved, email: str, ttl_s: int) -> str:
+    """A signed assertion the local API accepts, like the one IAP adds in front of Cloud Run."""
+    from api_service import iap_local
+    from ltmctl.local.pieces import local_audience
+
+    _require_local(resolved)
+    private, _ = iap_keys(resolved)
+    return iap_local.mint_from_file(private, local_audience(resolved.env.project), email, ttl_s)
+
 
 def state_file(resolved: Resolved) -> Path:
     return resolved.state_dir / "state.json"
@@ -171,6 +196,7 @@ def env_lines(resolved: Resolved) -> list[str]:
         "LTM_DLQ_TOPIC": p.dead_letter_topic,
         "LTM_DLQ_SUBSCRIPTION": p.dead_letter_subscription,
         "LTM_INGEST_URL": state.ingest_url,
+        "LTM_API_URL": state.api_url,
     }
     import shlex
 
@@ -215,7 +241,8 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
 
     data_dir = resolved.state_dir
     log_dir = data_dir / "logs"
-    wanted = pieces(resolved.env.project, ports, data_dir, pipeline.service_env(resolved))
+    _, jwks_file = iap_keys(resolved)
+    wanted = pieces(resolved.env.project, ports, data_dir, pipeline.service_env(resolved), jwks_file)
     for sub in ("bigquery", "pubsub"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
     started: dict[str, PieceState] = {}

@@ -31,7 +31,7 @@ def test_up_status_env_down(project_dir):
         assert result.exit_code == 0, result.output
         assert "Local stack is up" in result.output
         state = pieces_of(project_dir)
-        assert set(state) == {"pubsub", "bigquery", "ingest"}
+        assert set(state) == {"pubsub", "bigquery", "ingest", "api"}
         assert all(processes.alive(processes.Proc(p["pid"], p["start_ticks"])) for p in state.values())
 
         status = ltm(project_dir, "status", "--output", "json")
@@ -45,6 +45,7 @@ def test_up_status_env_down(project_dir):
         lines = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
         assert lines["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{state['pubsub']['port']}"
         assert lines["BIGQUERY_EMULATOR_HOST"] == f"http://127.0.0.1:{state['bigquery']['port']}"
+        assert lines["LTM_API_URL"] == f"http://127.0.0.1:{state['api']['port']}"
         for key in ("LTM_PROJECT", "LTM_TOPIC", "LTM_DATASET", "LTM_TABLE", "LTM_DLQ_SUBSCRIPTION"):
             assert lines[key]
         # a shell can use these lines as they are
@@ -80,7 +81,7 @@ def test_down_after_a_process_was_killed_stops_the_rest(project_dir):
         down = ltm(project_dir, "down")
     assert down.exit_code == 0
     assert "bigquery: was not running" in down.output
-    assert "pubsub: stopped" in down.output and "ingest: stopped" in down.output
+    assert "pubsub: stopped" in down.output and "ingest: stopped" in down.output and "api: stopped" in down.output
     for p in state.values():
         assert not processes.alive(processes.Proc(p["pid"], p["start_ticks"]))
 
