@@ -58,7 +58,25 @@ def for_emulators(project: str, pubsub_host: str, bigquery_endpoint: str) -> Cli
 
 def for_gcp(project: str) -> Clients:
     """Application Default Credentials (`gcloud auth application-default login`, or a service account)."""
+    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import bigquery, pubsub_v1
 
-    return Clients(project, pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient(),
-                   bigquery.Client(project=project))
+    from ltmctl.errors import BackendError
+
+    try:
+        return Clients(project, pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient(),
+                       bigquery.Client(project=project))
+    except DefaultCredentialsError as exc:
+        raise BackendError(f"No Google Cloud credentials: {exc}",
+                           hint="Run `gcloud auth application-default login`, or set "
+                                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.") from None
+
+
+def for_env(resolved: Any) -> Clients:
+    """Clients for the selected environment: the running local stack (else StackNotRunning), or ADC for GCP."""
+    if resolved.env.backend == "local":
+        from ltmctl.local.stack import running_state
+
+        state = running_state(resolved)
+        return for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
+    return for_gcp(resolved.env.project)
