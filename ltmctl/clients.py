@@ -80,3 +80,21 @@ def for_env(resolved: Any) -> Clients:
         state = running_state(resolved)
         return for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
     return for_gcp(resolved.env.project)
+
+
+def publisher_for_env(resolved: Any, **options: Any) -> Any:
+    """A publisher with custom batch/ordering options for the selected environment."""
+    if resolved.env.backend == "local":
+        from ltmctl.local.stack import running_state
+
+        return publisher_for_emulator(running_state(resolved).pubsub_host, **options)
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import pubsub_v1
+
+    from ltmctl.errors import BackendError
+
+    try:
+        return pubsub_v1.PublisherClient(**options)
+    except DefaultCredentialsError as exc:
+        raise BackendError(f"No Google Cloud credentials: {exc}",
+                           hint="Run `gcloud auth application-default login`.") from None

@@ -34,3 +34,39 @@ def emit(data: Any, output: str) -> None:
 
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     sys.stdout.flush()
+
+
+def summary_table(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in data.items():
+        table.add_row(f"[bold]{key}[/bold]", "" if value is None else str(value))
+    out.print(table)
+
+
+class progress:  # noqa: N801 - used as a context manager, like rich's own
+    """A progress bar on stderr with a rate column; yields advance(completed)."""
+
+    def __init__(self, label: str, total: int | None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[rate]:>8.0f} msg/s"), TimeElapsedColumn(),
+                                  console=err, transient=False)
+        self._task = self._progress.add_task(label, total=total, rate=0.0)
+
+    def __enter__(self):
+        import time
+
+        self._progress.start()
+        started = time.monotonic()
+
+        def advance(completed: int) -> None:
+            elapsed = time.monotonic() - started
+            self._progress.update(self._task, completed=completed, rate=completed / elapsed if elapsed else 0.0)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()

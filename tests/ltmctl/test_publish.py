@@ -1,0 +1,111 @@
+"""`ltmctl publish` on the real local stack."""
+
+import json
+import uuid
+
+from typer.testing import CliRunner
+
+from ltmctl import synthetic
+from ltmctl.cli import app
+from tests.conftest import TEST_CONFIG, make_project
+
+runner = CliRunner()
+
+
+def ltm(stack, *args, **kwargs):
+    return runner.invoke(app, ["--config", str(stack.resolved.path), *args], **kwargs)
+
+
+def pull_marked(stack, subscription, marker, expected):
+    from tests.e2e.test_ingest import pull_all
+
+    return [m for m in pull_all(stack, subscription, expected) if m.attributes.get("run") == marker]
+
+
+def test_synthetic_events_are_valid_and_reproducible():
+    from ingest_fn.contract import EventValidator
+
+    validator = EventValidator()
+    first = list(synthetic.events(200, seed=3))
+    again = list(synthetic.events(200, seed=3))
+    assert [e["event_id"] for e in first] == [e["event_id"] for e in again]
+    assert all(validator.problems(e) == [] for e in first)
+    assert {e["source"] for e in synthetic.events(50, seed=1, source="iot")} == {"iot"}
+    assert len({e["app_id"] for e in first}) > 3
+
+
+def test_publish_count_with_attributes(stack):
+    sub = stack.fresh_subscription(stack.resolved.pipeline.topic)
+    marker = uuid.uuid4().hex
+    result = ltm(stack, "publish", "--count", "25", "--seed", "5", "--attr", f"run={marker}", "--attr", "k=v",
+                 "--output", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["published"] == 25 and summary["failed"] == 0
+    assert summary["first_message_id"] and summary["last_message_id"]
+    got = pull_marked(stack, sub, marker, 25)
+    assert len(got) == 25
+    assert all(m.attributes["k"] == "v" for m in got)
+    expected = {e["event_id"] for e in synthetic.events(25, seed=5)}
+    assert {json.loads(m.data)["event_id"] for m in got} == expected
+
+
+def test_jsonl_file_with_bad_lines_reports_them_by_line_and_skips_them(stack, tmp_path):
+    good = {"action_id": "a1", "user_email": "f@example.com", "app_id": "x", "app_department": "y",
+            "event_time": "2026-11-30T00:00:00Z"}
+    lines = [json.dumps(good), "{broken", "", json.dumps({**good, "user_email": "nope"}), json.dumps(good)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = ltm(stack, "publish", "--file", str(path), "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["published"] == 2
+    assert "line 2: not JSON" in result.stderr
+    assert "line 4: user_email: does not match" in result.stderr
+
+
+def test_allow_invalid_publishes_them_to_reach_the_dead_letter_topic(stack, tmp_path):
+    sub = stack.fresh_subscription(stack.resolved.pipeline.topic)
+    marker = uuid.uuid4().hex
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"action_id": "only"}\n')
+    result = ltm(stack, "publish", "--file", str(path), "--allow-invalid", "--attr", f"run={marker}")
+    assert result.exit_code == 0, result.output
+    assert [m.data for m in pull_marked(stack, sub, marker, 1)] == [b'{"action_id": "only"}']
+
+
+def test_stdin(stack):
+    event = {"action_id": "stdin", "user_email": "s@example.com", "app_id": "x", "app_department": "y",
+             "event_time": "2026-11-30T00:00:00Z"}
+    result = ltm(stack, "publish", "--file", "-", "-o", "json", input=json.dumps(event) + "\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["published"] == 1
+
+
+def test_rate_is_honoured(stack):
+    result = ltm(stack, "publish", "--count", "11", "--rate", "20", "-o", "json")
+    assert result.exit_code == 0
+    # 11 messages at 20/s cannot be sent in less than 10 intervals of 50 ms
+    assert json.loads(result.stdout)["seconds"] >= 0.5
+
+
+def test_publish_failures_exit_1_with_reasons(stack, tmp_path):
+    text = TEST_CONFIG.replace("topic: ltm-events\n", "topic: no-such-topic\n")
+    path = make_project(tmp_path, text)
+    # same running stack, but a topic that does not exist there
+    (tmp_path / ".ltm").symlink_to(stack.resolved.root / ".ltm")
+    result = runner.invoke(app, ["--config", str(path), "publish", "--count", "3", "-o", "json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["failed"] == 3
+    assert "NotFound" in result.stderr
+
+
+def test_usage_errors(stack):
+    assert ltm(stack, "publish").exit_code == 2
+    assert ltm(stack, "publish", "--count", "1", "--attr", "novalue").exit_code == 2
+    assert ltm(stack, "publish", "--count", "1", "--source", "fax").exit_code == 2
+
+
+def test_no_stack_running(project_dir):
+    result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "publish", "--count", "1"])
+    assert result.exit_code == 4
+    assert "ltmctl local up" in result.output
