@@ -48,11 +48,11 @@ def summary_table(data: dict[str, Any]) -> None:
 class progress:  # noqa: N801 - used as a context manager, like rich's own
     """A progress bar on stderr with a rate column; yields advance(completed)."""
 
-    def __init__(self, label: str, total: int | None) -> None:
+    def __init__(self, label: str, total: int | None, unit: str = "msg/s") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[rate]:>8.0f} msg/s"), TimeElapsedColumn(),
+                                  TextColumn("{task.fields[rate]:>8.0f} " + unit), TimeElapsedColumn(),
                                   console=err, transient=False)
         self._task = self._progress.add_task(label, total=total, rate=0.0)
 
@@ -70,3 +70,12 @@ class progress:  # noqa: N801 - used as a context manager, like rich's own
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+
+def rows_table(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(json.dumps(v, default=str) if isinstance(v, dict | list) else str(v) for v in row.values()))
+    out.print(table)

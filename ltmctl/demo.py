@@ -1,0 +1,158 @@
+"""The one-command walkthrough: stack up → publish → wait for rows → call the API → dead letters → metrics."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ltmctl.config import Resolved
+from ltmctl.errors import BackendError
+
+VALID_EVENTS = 1000
+# One of each kind of bad event the ingest function recognises.
+INVALID_EVENTS: list[tuple[str, bytes]] = [
+    ("not_json", b"{this is not json"),
+    ("not_utf8", b"\xff\xfe\x00bad bytes"),
+    ("schema", json.dumps({"action_id": "login", "user_email": "not-an-email"}).encode()),
+    ("schema", json.dumps({"action_id": "x; DROP TABLE events", "user_email": "a@b.co", "app_id": "crm",
+                           "app_department": "sales", "event_time": "2026-11-30T00:00:00Z"}).encode()),
+    ("too_large", json.dumps({"blob": "x" * (1024 * 1024 + 1)}).encode()),
+]
+
+
+@dataclass
+class Context:
+    resolved: Resolved
+    run_id: str
+    on_progress: Callable[[int, int], None]  # (done, total) while waiting
+    started_stack: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+    clients: Any = None
+
+
+def steps(ctx: Context, keep: bool) -> Iterator[tuple[str, Callable[[], str]]]:
+    yield "Local stack", lambda: _stack(ctx)
+    yield f"Publish {VALID_EVENTS:,} synthetic events and {len(INVALID_EVENTS)} invalid ones", lambda: _publish(ctx)
+    yield "Wait until every valid event is queryable", lambda: _wait_rows(ctx)
+    yield "Call the API with an IAP assertion, and once without", lambda: _call_api(ctx)
+    yield "Dead letters, each with its reason", lambda: _dead_letters(ctx)
+    yield "Metrics", lambda: _metrics(ctx)
+    if not keep:
+        yield "Stop the local stack", lambda: _down(ctx)
+
+
+def _stack(ctx: Context) -> str:
+    from ltmctl import clients
+    from ltmctl.local import stack
+
+    state, ctx.started_stack = stack.up(ctx.resolved)
+    ctx.clients = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
+    return ("started" if ctx.started_stack else "already running") + f"; API at {state.api_url}"
+
+
+def _publish(ctx: Context) -> str:
+    from ingest_fn.contract import EventValidator
+    from ltmctl import publishing, synthetic
+
+    ctx.events = list(synthetic.events(VALID_EVENTS, seed=random.SystemRandom().randrange(2**32)))
+    items = publishing.from_synthetic(ctx.events, EventValidator())
+    attributes = {"demo_run": ctx.run_id}
+    good = publishing.publish_to_env(ctx.resolved, items, attributes=attributes)
+    bad_items = [publishing.Item(i, data, ("invalid",)) for i, (_, data) in enumerate(INVALID_EVENTS, 1)]
+    bad = publishing.publish_to_env(ctx.resolved, bad_items, attributes=attributes, allow_invalid=True)
+    if good.failed or bad.failed:
+        raise BackendError(f"{len(good.failed) + len(bad.failed)} publishes failed: {(good.failed + bad.failed)[:3]}")
+    return f"{good.published} valid at {good.rate:,.0f} msg/s, {bad.published} invalid"
+
+
+def _stored(ctx: Context) -> int:
+    from google.cloud import bigquery
+
+    p = ctx.resolved.pipeline
+    sql = (f"SELECT COUNT(DISTINCT event_id) AS n FROM `{ctx.resolved.env.project}.{p.dataset}.{p.table}` "
+           "WHERE event_id IN UNNEST(@ids)")
+    config = bigquery.QueryJobConfig(query_parameters=[
+        bigquery.ArrayQueryParameter("ids", "STRING", [e["event_id"] for e in ctx.events])])
+    return next(iter(ctx.clients.bigquery.query(sql, job_config=config).result())).n
+
+
+def _wait_rows(ctx: Context, timeout_s: float = 600.0) -> str:
+    started = time.monotonic()
+    while True:
+        stored = _stored(ctx)
+        ctx.on_progress(stored, len(ctx.events))
+        if stored >= len(ctx.events):
+            elapsed = time.monotonic() - started
+            return f"{stored} rows, none missing; the last arrived {elapsed:.1f}s after publishing ended"
+        if time.monotonic() - started > timeout_s:
+            raise BackendError(f"only {stored} of {len(ctx.events)} events stored after {timeout_s:.0f}s",
+                               hint="See .ltm/local/logs/ingest.log.")
+        time.sleep(1.0)
+
+
+def _call_api(ctx: Context) -> str:
+    from ltmctl import api_calls
+
+    action, user = Counter((e["action_id"], e["user_email"]) for e in ctx.events).most_common(1)[0][0]
+    app_id, department = Counter((e["app_id"], e["app_department"]) for e in ctx.events).most_common(1)[0][0]
+    data = api_calls.call(ctx.resolved, api_calls.get_data_path(action, user), {"limit": 3}, email="demo@ltm.local")
+    info = api_calls.call(ctx.resolved, api_calls.app_info_path(app_id, department), email="demo@ltm.local")
+    anonymous = api_calls.call(ctx.resolved, api_calls.app_info_path(app_id, department), headers={})
+    if not (data.ok and info.ok and anonymous.status == 401):
+        raise BackendError(f"unexpected answers: get_data {data.status}, app_info {info.status}, "
+                           f"without assertion {anonymous.status} {anonymous.body}")
+    return (f"GET /get_data/{action}:{user} → 200, {data.body['count']} events\n"
+            f"GET /app_info/{app_id}:{department} → 200, {info.body['events']} events from "
+            f"{info.body['users']} users, top action {info.body['top_actions'][0]['action_id']}\n"
+            f"GET /app_info/{app_id}:{department} without an assertion → {anonymous.status} "
+            f"{json.dumps(anonymous.body)}")
+
+
+def _dead_letters(ctx: Context, timeout_s: float = 60.0) -> str:
+    from ltmctl import dead_letters
+
+    subscription = ctx.resolved.pipeline.dead_letter_subscription
+    deadline = time.monotonic() + timeout_s
+    while True:
+        letters = [d for d in dead_letters.peek(ctx.clients, subscription, limit=1000)
+                   if d.attributes.get("demo_run") == ctx.run_id]
+        if len(letters) >= len(INVALID_EVENTS) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    errors = Counter(d.error for d in letters)
+    if errors != Counter(kind for kind, _ in INVALID_EVENTS):
+        raise BackendError(f"expected {len(INVALID_EVENTS)} dead letters, found {dict(errors)}")
+    return "\n".join(f"{d.error:9} {d.error_detail}"[:150] for d in letters)
+
+
+def _metrics(ctx: Context) -> str:
+    import httpx
+
+    from ltmctl import prometheus
+    from ltmctl.local.stack import running_state
+
+    text = httpx.get(running_state(ctx.resolved).api_url + "/metrics", timeout=10).text
+    lines = []
+    for route in ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}"):
+        s = prometheus.summary(text, "ltm_api_request_duration_seconds", "ltm_api_requests", route=route)
+        if s["p50_s"] is not None:
+            lines.append(f"API {route}: {s['requests']:.0f} requests, p50 {s['p50_s'] * 1000:.1f} ms, "
+                         f"p99 {s['p99_s'] * 1000:.1f} ms")
+    lines.append(f"ingest: {len(ctx.events)} stored, {len(INVALID_EVENTS)} dead-lettered")
+    return "\n".join(lines)
+
+
+def _down(ctx: Context) -> str:
+    from ltmctl.local import stack
+
+    if ctx.clients is not None:
+        ctx.clients.close()
+    if not ctx.started_stack:
+        return "left running: it was running before the demo"
+    stack.down(ctx.resolved)
+    return "stopped (run with --keep to leave it running)"
