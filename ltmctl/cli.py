@@ -12,7 +12,11 @@ from typer.core import TyperGroup
 from ltmctl import __version__
 from ltmctl.commands import api as api_cmd
 from ltmctl.commands import config as config_cmd
+from ltmctl.commands import demo as demo_cmd
+from ltmctl.commands import dlq as dlq_cmd
 from ltmctl.commands import local as local_cmd
+from ltmctl.commands import publish as publish_cmd
+from ltmctl.commands import query as query_cmd
 from ltmctl.errors import LtmctlError
 
 
@@ -55,6 +59,10 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(api_cmd.app, name="api")
+app.add_typer(dlq_cmd.app, name="dlq")
+app.command("publish")(publish_cmd.publish)
+app.command("demo")(demo_cmd.demo)
+app.command("query")(query_cmd.query)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,89 @@
+"""`ltmctl query`: ad-hoc SQL, or the two queries the API runs, with a cost check first in GCP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import typer
+
+Output = Literal["table", "json", "jsonl", "csv"]
+
+
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str | None, typer.Argument(
+        help="SQL (standard dialect; `FROM events` names the pipeline's table); - reads it from stdin.",
+        metavar="SQL", show_default=False)] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="NAME=VALUE[:TYPE]",
+        help="Value for @name in the SQL; TYPE e.g. INT64, TIMESTAMP (default STRING). Repeatable.")] = None,
+    action_id: Annotated[str | None, typer.Option(help="Shortcut: the API's get_data query (with --user-email).")]
+    = None,
+    user_email: Annotated[str | None, typer.Option(help="Shortcut: with --action-id.")] = None,
+    app_id: Annotated[str | None, typer.Option(help="Shortcut: the API's app_info query (with --department).")]
+    = None,
+    department: Annotated[str | None, typer.Option(help="Shortcut: with --app-id.")] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="Shortcuts: look-back window in days (default 30).")]
+    = None,
+    top: Annotated[int | None, typer.Option(min=1, max=100, help="--app-id: top actions to list (default 5).")]
+    = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate and estimate bytes and cost.")] = False,
+    max_bytes: Annotated[int | None, typer.Option(
+        min=1, help="Refuse queries above this many bytes (default: query.max_bytes of the environment).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run even above --max-bytes.")] = False,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Row format on stdout.")] = "table",
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Fetch at most N rows (default 1000; 100 for --action-id, as the API).")] = None,
+) -> None:
+    """Query the events table: free SQL with --param values, or the API's own queries; in GCP a dry run
+    estimates the cost first.
+
+    Example: ltmctl query "SELECT app_id, COUNT(*) AS n FROM events WHERE source = @s GROUP BY 1" --param s=iot
+    """
+    import sys
+
+    from api_service.queries import table_id
+    from ltmctl import clients, querying, ui
+
+    resolved = ctx.obj.load()
+    p, settings = resolved.pipeline, resolved.env.query
+    planned = querying.plan(table_id(resolved.env.project, p.dataset, p.table),
+                            sql=sys.stdin.read() if sql == "-" else sql, params=param or [], action_id=action_id,
+                            user_email=user_email, app_id=app_id, department=department, days=days, top=top,
+                            limit=limit)
+    c = clients.for_env(resolved)
+    try:
+        cap = max_bytes or settings.max_bytes
+        # The emulator has no bytes to bill, so locally the dry run happens only when asked for.
+        if dry_run or resolved.env.backend == "gcp":
+            est = querying.estimate(querying.dry_run(c.bigquery, planned), settings.usd_per_tib, cap)
+            note = " (the local BigQuery emulator checks the SQL but does not count bytes)" \
+                if resolved.env.backend == "local" else ""
+            ui.err.print(f"Dry run: the SQL is valid; {querying.describe(est, settings.usd_per_tib)}{note}.")
+            if dry_run:
+                return
+            cap = querying.bytes_cap(est, yes)
+        result = querying.run(c.bigquery, planned, max_bytes=cap)
+    finally:
+        c.close()
+    _show(result, output)
+
+
+def _show(result: Any, output: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ltmctl import querying, ui
+
+    if output == "table":
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(Text("NULL", style="dim") if row[c] is None else Text(querying.cell(row[c]))
+                            for c in result.columns))
+        ui.out.print(table)
+    else:
+        typer.echo(querying.render(result, output), nl=False)
+    shown, total = len(result.rows), result.total_rows
+    more = f" of {total} (raise --limit for more)" if total is not None and total > shown else ""
+    billed = f", {querying.human_bytes(result.bytes_billed)} billed" if result.bytes_billed else ""
+    ui.err.print(f"{shown} row{'s' if shown != 1 else ''}{more} in {result.seconds:.2f}s{billed}.")
