@@ -72,6 +72,7 @@ class ApiSettings(_Strict):
     min_instances: int = Field(1, ge=0, le=1000)
     max_instances: int = Field(10, ge=1, le=1000)
     port: Port = 8000
+    url: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] | None = None  # set by deploy; for `api`
 
 
 class IngestSettings(_Strict):
@@ -82,6 +83,8 @@ class IngestSettings(_Strict):
 
 class IapSettings(_Strict):
     members: list[Member] = []
+    # OAuth client id of the IAP-protected backend: the audience of ID tokens `ltmctl api` sends in GCP.
+    client_id: str | None = None
 
 
 class QuerySettings(_Strict):

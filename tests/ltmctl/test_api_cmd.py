@@ -34,3 +34,52 @@ def test_token_refuses_a_gcp_environment(project_dir):
                                  "api", "token"])
     assert result.exit_code == 2
     assert "local stack only" in result.output
+
+
+def _store(stack, action, user, n):
+    import json as _json
+    import uuid as _uuid
+
+    rows = [{"event_id": str(_uuid.uuid4()), "action_id": action, "user_email": user, "app_id": "cli-app",
+             "app_department": action, "event_time": f"2026-11-2{i % 9}T10:00:00Z", "message_id": "m",
+             "publish_time": "2026-11-29T10:00:00Z", "ingest_time": "2026-11-29T10:00:00Z",
+             "payload": _json.dumps({"i": i})} for i in range(n)]
+    assert stack.clients.bigquery.insert_rows_json(stack.table_id, rows) == []
+
+
+def test_get_data_and_app_info_call_the_api(stack):
+    import json as _json
+    import uuid as _uuid
+
+    action = f"cli-{_uuid.uuid4().hex[:8]}"
+    _store(stack, action, "cli@example.com", 3)
+    config = str(stack.resolved.path)
+    result = runner.invoke(app, ["--config", config, "api", "get-data", action, "CLI@example.com", "--days", "365"])
+    assert result.exit_code == 0, result.output
+    body = _json.loads(result.stdout)
+    assert body["count"] == 3 and len(body["events"]) == 3
+    result = runner.invoke(app, ["--config", config, "api", "app-info", "cli-app", action, "--days", "365",
+                                 "-o", "table"])
+    assert result.exit_code == 0, result.output
+    assert "top" not in result.stdout or action in result.stdout
+
+
+def test_http_errors_show_status_and_body(stack):
+    result = runner.invoke(app, ["--config", str(stack.resolved.path), "api", "app-info", "nobody", "none"])
+    assert result.exit_code == 1
+    assert "HTTP 404" in result.stderr
+    assert '"error": "not_found"' in result.stdout
+
+
+def test_api_commands_need_the_stack(project_dir):
+    config = str(project_dir / "config" / "ltm.yaml")
+    result = runner.invoke(app, ["--config", config, "api", "get-data", "a", "b@c.de"])
+    assert result.exit_code == 4
+    assert "ltmctl local up" in result.output
+
+
+def test_gcp_needs_the_api_url(project_dir):
+    result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "--env", "dev",
+                                 "api", "app-info", "a", "b"])
+    assert result.exit_code == 3
+    assert "api.url is not set" in result.output
