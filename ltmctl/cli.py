@@ -56,13 +56,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# Registration order is the order of `ltmctl --help`: set-up first, then daily use.
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(local_cmd.app, name="local")
+app.command("demo")(demo_cmd.demo)
+app.command("publish")(publish_cmd.publish)
+app.command("query")(query_cmd.query)
 app.add_typer(api_cmd.app, name="api")
 app.add_typer(dlq_cmd.app, name="dlq")
-app.command("publish")(publish_cmd.publish)
-app.command("demo")(demo_cmd.demo)
-app.command("query")(query_cmd.query)
 
 
 def _version(value: bool) -> None:
