@@ -72,12 +72,23 @@ def _job_config(params: list[tuple[str, str, Any]], max_bytes: int | None) -> An
     )
 
 
+def _run(client: Any, sql: str, config: Any, timeout_s: float) -> Any:
+    """The query's rows, every retry and wait bounded by timeout_s (the library's default retries for 10 min)."""
+    from google.cloud.bigquery import DEFAULT_RETRY
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
+
+    retry, job_retry = DEFAULT_RETRY.with_timeout(timeout_s), DEFAULT_JOB_RETRY.with_timeout(timeout_s)
+    # job_retry=None here: any other value wraps jobs.insert in a fixed 10-minute retry of its own.
+    job = client.query(sql, job_config=config, retry=retry, job_retry=None, timeout=timeout_s)
+    return job.result(timeout=timeout_s, retry=retry, job_retry=job_retry)
+
+
 def get_data(client: Any, table: str, *, action_id: str, user_email: str, limit: int = 100, days: int = 30,
              max_bytes: int | None = None, timeout_s: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
     """(count of distinct events in the window, newest `limit` of them as dicts)."""
     config = _job_config([("action_id", "STRING", action_id), ("user_email", "STRING", user_email.lower()),
                           ("days", "INT64", days), ("limit", "INT64", limit)], max_bytes)
-    rows = [dict(row) for row in client.query(get_data_sql(table), job_config=config).result(timeout=timeout_s)]
+    rows = [dict(row) for row in _run(client, get_data_sql(table), config, timeout_s)]
     total = rows[0].pop("total") if rows else 0
     for row in rows[1:]:
         row.pop("total")
@@ -89,7 +100,7 @@ def app_info(client: Any, table: str, *, app_id: str, app_department: str, days:
     """Summary of an app's events in the window, or None when it has none."""
     config = _job_config([("app_id", "STRING", app_id), ("app_department", "STRING", app_department),
                           ("days", "INT64", days), ("top", "INT64", top)], max_bytes)
-    rows = [dict(r) for r in client.query(app_info_sql(table), job_config=config).result(timeout=timeout_s)]
+    rows = [dict(r) for r in _run(client, app_info_sql(table), config, timeout_s)]
     if not rows or not rows[0]["events"]:
         return None
     summary = {k: rows[0][k] for k in ("events", "users", "actions", "first_seen", "last_seen")}

@@ -1,0 +1,76 @@
+"""The app factory: `create_app(settings)` for tests and embedding, `from_env` for uvicorn --factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TextIO
+
+from fastapi import FastAPI
+
+from api_service import contract, errors, routes
+from api_service.cache import TTLCache
+from api_service.iap import JwksFileKeys, KeySource, RemoteJwksKeys
+from api_service.logs import AccessLog
+from api_service.metrics import Metrics
+from api_service.middleware import Observe
+from api_service.settings import Settings
+
+DESCRIPTION = """Reads the stored events. Both data routes need the Identity-Aware Proxy assertion in the
+`x-goog-iap-jwt-assertion` header; it is checked before anything else about the request, so an unauthenticated
+caller gets 401 whatever the path holds."""
+
+
+def build_bigquery_client(settings: Settings) -> Any:
+    """Google's endpoint with Application Default Credentials, or the emulator without credentials."""
+    from google.cloud import bigquery
+
+    if settings.bigquery_endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=settings.project, credentials=AnonymousCredentials(),
+                               client_options={"api_endpoint": settings.bigquery_endpoint})
+    return bigquery.Client(project=settings.project)
+
+
+def build_key_source(settings: Settings) -> KeySource:
+    """The local JWK set when one is configured, else Google's published IAP keys."""
+    if settings.iap_jwks_file:
+        return JwksFileKeys(settings.iap_jwks_file)
+    return RemoteJwksKeys(settings.iap_jwks_url)
+
+
+def create_app(settings: Settings, bigquery_client: Any = None, key_source: KeySource | None = None, *,
+               clock: Callable[[], float] = time.monotonic, log_stream: TextIO | None = None) -> FastAPI:
+    """The API service; clients not passed in are built from settings and closed at shutdown."""
+    owned: list[Any] = []
+    if bigquery_client is None:
+        bigquery_client = build_bigquery_client(settings)
+        owned.append(bigquery_client)
+    if key_source is None:
+        key_source = build_key_source(settings)
+        owned.append(key_source)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for client in owned:
+            if hasattr(client, "close"):
+                client.close()
+
+    # redirect_slashes off: a trailing slash is a different (unknown) path, not a 307 to follow.
+    app = FastAPI(title="LTM events API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
+    metrics = Metrics()
+    app.state.services = routes.Services(settings, bigquery_client, key_source,
+                                         TTLCache(settings.cache_max_entries, clock), metrics)
+    errors.install(app)
+    app.include_router(routes.router(settings, contract.path_rules()))
+    app.add_middleware(Observe, metrics=metrics, access_log=AccessLog(log_stream), project=settings.project)
+    return app
+
+
+def from_env() -> FastAPI:
+    """For `uvicorn api_service.app:from_env --factory`: settings from the environment."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,171 @@
+"""Verification of the Identity-Aware Proxy assertion: key sources and the checks, free of any web framework."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+
+ISSUER = "https://cloud.google.com/iap"
+HEADER = "x-goog-iap-jwt-assertion"
+ALGORITHM = "ES256"
+LEEWAY_S = 30
+
+
+class Unauthenticated(Exception):
+    """The assertion is missing or fails a check; the message says which one."""
+
+
+class KeysUnavailable(Exception):
+    """The signing keys could not be loaded, so no assertion can be checked."""
+
+
+class KeySource(Protocol):
+    def get(self, kid: str) -> Any | None:
+        """The public key for kid, or None when the set has no such key."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    email: str
+    subject: str | None
+
+
+def keys_from_jwks(data: Any) -> dict[str, Any]:
+    """kid → public key for each P-256 key of a JWK set; every other kind of key is left out."""
+    keys: dict[str, Any] = {}
+    for jwk in data.get("keys", []) if isinstance(data, dict) else []:
+        if not (isinstance(jwk, dict) and jwk.get("kty") == "EC" and jwk.get("crv") == "P-256"
+                and jwk.get("alg", ALGORITHM) == ALGORITHM and isinstance(jwk.get("kid"), str)):
+            continue
+        public = {k: v for k, v in jwk.items() if k != "d"}  # never hold private material, even if given
+        try:
+            keys[jwk["kid"]] = jwt.PyJWK(public, algorithm=ALGORITHM).key
+        except (jwt.PyJWKError, jwt.InvalidKeyError):
+            continue
+    return keys
+
+
+class JwksFileKeys:
+    """A local JWK set file (the local stack's); re-read when it changes, so a new key pair needs no restart."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._mtime = -1.0
+        self._keys: dict[str, Any] = {}
+        self._load()
+        if not self._keys:
+            raise KeysUnavailable(f"{self._path} holds no ES256 (EC P-256) key")
+
+    def _load(self) -> None:
+        try:
+            mtime = os.stat(self._path).st_mtime
+            if mtime != self._mtime:
+                with open(self._path, encoding="utf-8") as f:
+                    self._keys, self._mtime = keys_from_jwks(json.load(f)), mtime
+        except (OSError, ValueError) as exc:
+            if not self._keys:
+                raise KeysUnavailable(f"cannot read the JWK set {self._path}: {exc}") from None
+
+    def get(self, kid: str) -> Any | None:
+        key = self._keys.get(kid)
+        if key is None:
+            with self._lock:
+                self._load()
+                key = self._keys.get(kid)
+        return key
+
+
+class RemoteJwksKeys:
+    """Google's published IAP keys: fetched on first use, again for an unknown kid or when old, rate-limited."""
+
+    def __init__(self, url: str, *, http: Any = None, min_refresh_s: float = 30.0, max_age_s: float = 3600.0,
+                 timeout_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        import httpx
+
+        self._url, self._min_refresh_s, self._max_age_s, self._clock = url, min_refresh_s, max_age_s, clock
+        self._http = http or httpx.Client(timeout=timeout_s)
+        self._lock = threading.Lock()
+        self._keys: dict[str, Any] = {}  # replaced whole on refresh, so reading it needs no lock
+        self._fetched_at: float | None = None  # last attempt, successful or not
+        self.fetches = 0
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= self._max_age_s
+
+    def get(self, kid: str) -> Any | None:
+        key = self._keys.get(kid)
+        if key is not None and not self._stale():
+            return key
+        with self._lock:
+            key = self._keys.get(kid)
+            # Unknown kids are attacker-controlled: at most one fetch per min_refresh_s, whatever they send.
+            recent = self._fetched_at is not None and self._clock() - self._fetched_at < self._min_refresh_s
+            if (key is None or self._stale()) and not recent:
+                self._refresh()
+            if not self._keys:
+                raise KeysUnavailable(f"no IAP signing keys could be fetched from {self._url}")
+            return self._keys.get(kid)
+
+    def _refresh(self) -> None:
+        self._fetched_at = self._clock()
+        self.fetches += 1
+        try:
+            response = self._http.get(self._url)
+            response.raise_for_status()
+            keys = keys_from_jwks(response.json())
+        except Exception:  # keep serving with the keys we had; the next unknown kid retries
+            return
+        if keys:
+            self._keys = keys
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def verify_assertion(token: str | None, keys: KeySource, audience: str) -> Identity:
+    """The identity in a valid IAP assertion; raises Unauthenticated naming the first failed check."""
+    if not token:
+        raise Unauthenticated(f"missing {HEADER} header")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise Unauthenticated("malformed assertion") from None
+    # Checked before any key is touched: "none", HS256 with the public key as secret and others never get further.
+    if header.get("alg") != ALGORITHM:
+        raise Unauthenticated(f"algorithm {str(header.get('alg'))[:20]!r} is not allowed; only {ALGORITHM}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise Unauthenticated("assertion has no key id (kid)")
+    key = keys.get(kid)
+    if key is None:
+        raise Unauthenticated("unknown key id (kid)")
+    try:
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+                            leeway=LEEWAY_S, options={"require": ["exp", "iat", "iss", "aud"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("assertion expired") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthenticated("assertion not yet valid") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthenticated("wrong audience") from None
+    except jwt.InvalidIssuerError:
+        raise Unauthenticated("wrong issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthenticated(f"missing claim: {exc.claim}") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthenticated("bad signature") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated(f"invalid assertion ({type(exc).__name__})") from None
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        raise Unauthenticated("assertion has no email claim")
+    subject = claims.get("sub")
+    return Identity(email=email, subject=subject if isinstance(subject, str) else None)

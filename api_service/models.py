@@ -1,0 +1,76 @@
+"""Response bodies; every route declares them so they appear in the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Event(BaseModel):
+    """One stored event, as the ingest function wrote it."""
+
+    event_id: str
+    action_id: str
+    user_email: str
+    app_id: str
+    app_department: str
+    source: str | None = None
+    event_time: datetime
+    payload: dict[str, Any] | None = None
+    message_id: str
+    publish_time: datetime
+    ingest_time: datetime
+    attributes: dict[str, Any] | None = None
+
+
+class GetDataResponse(BaseModel):
+    """Events of one action by one user; `count` is every distinct event in the window, `events` the newest."""
+
+    action_id: str
+    user_email: str
+    count: int = Field(ge=1)
+    events: list[Event]
+
+
+class TopAction(BaseModel):
+    action_id: str
+    events: int = Field(ge=1)
+
+
+class AppInfoResponse(BaseModel):
+    """Summary of one app's events in the look-back window."""
+
+    app_id: str
+    app_department: str
+    events: int = Field(ge=1)
+    users: int = Field(ge=1)
+    actions: int = Field(ge=1)
+    first_seen: datetime
+    last_seen: datetime
+    top_actions: list[TopAction]
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer: a stable error code and a readable detail."""
+
+    error: str
+    detail: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: one entry per rejected field, path or query alike."""
+
+    error: str = "invalid_request"
+    detail: list[FieldProblem]
+
+
+class Status(BaseModel):
+    status: str
+    detail: str | None = None

@@ -1,0 +1,263 @@
+"""IAP verification: every way an assertion can be wrong gives 401, and keys come from the right source."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api_service import iap_local
+from api_service.iap import HEADER, ISSUER, KeysUnavailable, RemoteJwksKeys, keys_from_jwks
+from tests.api_service.support import AUDIENCE, Api, Clock, Keys, event_row, unique
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(**changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": ISSUER, "aud": AUDIENCE, "email": "x@example.com", "iat": now, "exp": now + 600, **changes}
+
+
+def _forged(header: dict[str, Any], claims: dict[str, Any], sign: Any = None) -> str:
+    """A JWT put together by hand, as an attacker would: PyJWT refuses to make some of these."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = sign(signing_input.encode()) if sign else b""
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _other_key(tmp_path: Any) -> bytes:
+    private_path, _ = iap_local.generate_keypair(tmp_path)
+    return private_path.read_bytes()
+
+
+def _tampered(token: str) -> str:
+    head, body, sig = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    raw[5] ^= 0xFF
+    return f"{head}.{body}.{_b64(bytes(raw))}"
+
+
+def _public_jwk_text(keys: Keys) -> bytes:
+    return keys.jwks_path.read_bytes()
+
+
+BAD_ASSERTIONS = {
+    "no header": (lambda keys, tmp: None, "missing x-goog-iap-jwt-assertion header"),
+    "empty header": (lambda keys, tmp: "", "missing x-goog-iap-jwt-assertion header"),
+    "garbage": (lambda keys, tmp: "not.a.jwt-at-all", "malformed assertion"),
+    "bad signature": (lambda keys, tmp: _tampered(keys.token()), "bad signature"),
+    "payload swapped under a valid signature": (
+        lambda keys, tmp: ".".join([keys.token().split(".")[0], _b64(json.dumps(_claims(email="boss@x.co")).encode()),
+                                    keys.token().split(".")[2]]), "bad signature"),
+    "key not in the set": (
+        lambda keys, tmp: iap_local.mint(_other_key(tmp), None, AUDIENCE, "x@example.com"), "unknown key id (kid)"),
+    "another key claiming the trusted kid": (
+        lambda keys, tmp: iap_local.mint(_other_key(tmp), keys.kid, AUDIENCE, "x@example.com"), "bad signature"),
+    "no kid": (lambda keys, tmp: jwt.encode(_claims(), iap_local._load_private(keys.private_pem), "ES256"),
+               "assertion has no key id (kid)"),
+    "wrong audience": (lambda keys, tmp: keys.token(audience="/projects/1/apps/other"), "wrong audience"),
+    "wrong issuer": (lambda keys, tmp: keys.token(iss="https://evil.example.com"), "wrong issuer"),
+    "expired": (lambda keys, tmp: keys.token(now=time.time() - 7200), "assertion expired"),
+    "expired just past the leeway": (lambda keys, tmp: keys.token(now=time.time() - 100, ttl_s=60),
+                                     "assertion expired"),
+    "not yet valid": (lambda keys, tmp: keys.token(now=time.time() + 120), "assertion not yet valid"),
+    "no exp": (lambda keys, tmp: keys.token(exp=None), "missing claim: exp"),
+    "no iat": (lambda keys, tmp: keys.token(iat=None), "missing claim: iat"),
+    "missing email": (lambda keys, tmp: keys.token(email=None), "assertion has no email claim"),
+    "alg none": (lambda keys, tmp: _forged({"alg": "none", "kid": keys.kid}, _claims()),
+                 "algorithm 'none' is not allowed; only ES256"),
+    "alg None spelled differently": (lambda keys, tmp: _forged({"alg": "nOnE", "kid": keys.kid}, _claims()),
+                                     "algorithm 'nOnE' is not allowed; only ES256"),
+    "no alg": (lambda keys, tmp: _forged({"kid": keys.kid}, _claims()), "algorithm 'None' is not allowed; only ES256"),
+    "HS256 signed with the public key": (
+        lambda keys, tmp: _forged({"alg": "HS256", "kid": keys.kid, "typ": "JWT"}, _claims(),
+                                  lambda m: hmac.new(_public_jwk_text(keys), m, hashlib.sha256).digest()),
+        "algorithm 'HS256' is not allowed; only ES256"),
+    "HS256 signed with the public key PEM": (
+        lambda keys, tmp: _forged({"alg": "HS256", "kid": keys.kid}, _claims(),
+                                  lambda m: hmac.new(iap_local._load_private(keys.private_pem).public_key()
+                                                     .public_bytes(*_pem_args()), m, hashlib.sha256).digest()),
+        "algorithm 'HS256' is not allowed; only ES256"),
+    "RS256 with the trusted kid": (
+        lambda keys, tmp: jwt.encode(_claims(), rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                                     "RS256", headers={"kid": keys.kid}),
+        "algorithm 'RS256' is not allowed; only ES256"),
+}
+
+
+def _pem_args() -> tuple[Any, Any]:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+
+
+@pytest.mark.parametrize("kind", BAD_ASSERTIONS)
+def test_every_auth_failure_gives_401_on_both_routes(api: Api, keys: Keys, tmp_path: Any, kind: str) -> None:
+    make, detail = BAD_ASSERTIONS[kind]
+    token = make(keys, tmp_path)
+    headers = {} if token is None else {HEADER: token}
+    for path in ("/get_data/login:a@example.com", "/app_info/app-1:sales"):
+        response = api.get(path, auth=False, headers=headers)
+        assert response.status_code == 401, (kind, path, response.text)
+        assert response.json() == {"error": "unauthenticated", "detail": detail}
+        assert response.headers["www-authenticate"].startswith("IAP")
+
+
+def test_clock_skew_within_the_leeway_is_accepted(api: Api, keys: Keys) -> None:
+    late = keys.token(now=time.time() - 80, ttl_s=60)  # expired 20 s ago
+    early = keys.token(now=time.time() + 20)  # issued 20 s from now
+    for token in (late, early):
+        response = api.get(f"/get_data/{unique('skew')}:a@example.com", auth=False, headers={HEADER: token})
+        assert response.status_code == 404, response.text
+
+
+def test_auth_is_checked_before_the_path(api: Api) -> None:
+    """An unauthenticated caller learns nothing about validation: 401 even for a path that would be 422."""
+    assert api.get("/get_data/'bad:not-an-email", auth=False).status_code == 401
+    assert api.get("/get_data/'bad:not-an-email").status_code == 422
+
+
+def test_the_verified_email_is_logged_and_the_token_never(api: Api, keys: Keys, insert) -> None:
+    action = unique("who")
+    insert([event_row(action_id=action)])
+    token = keys.token(email="Auditor@Example.com")
+    api.get(f"/get_data/{action}:someone@example.com", auth=False, headers={HEADER: token, "x-other": "1"})
+    api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: _tampered(token)})
+
+    ok, refused = api.log_lines()
+    assert ok["email"] == "Auditor@Example.com" and ok["httpRequest"]["status"] == 200
+    assert "email" not in refused and refused["httpRequest"]["status"] == 401
+    text = api.log.getvalue()
+    for part in token.split("."):
+        assert part not in text
+
+
+def test_the_local_jwk_set_is_reread_when_it_changes(make_api, keys: Keys, tmp_path: Any) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(keys.jwks_path.read_bytes())
+    api = make_api(iap_jwks_file=str(jwks))
+    private_path, new_jwks = iap_local.generate_keypair(tmp_path / "new")
+    rotated = iap_local.mint_from_file(private_path, AUDIENCE, "x@example.com")
+    assert api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: rotated}).status_code == 401
+
+    jwks.write_bytes(new_jwks.read_bytes())
+    stat = jwks.stat()
+    os.utime(jwks, (stat.st_atime, stat.st_mtime + 5))  # a different mtime even on coarse file systems
+    assert api.get(f"/get_data/{unique('r')}:b@c.co", auth=False, headers={HEADER: rotated}).status_code == 404
+
+
+def test_a_jwk_set_without_a_usable_key_stops_the_start(make_api, tmp_path: Any) -> None:
+    bad = tmp_path / "jwks.json"
+    bad.write_text(json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}))
+    with pytest.raises(KeysUnavailable):
+        make_api(iap_jwks_file=str(bad))
+
+
+def test_only_p256_keys_are_taken_from_a_jwk_set(keys: Keys) -> None:
+    good = json.loads(keys.jwks_path.read_text())["keys"][0]
+    others = [{"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"}, {"kty": "oct", "kid": "h", "k": "c2VjcmV0"},
+              {**good, "kid": "p384", "crv": "P-384"}, {**good, "kid": "hs", "alg": "HS256"}, "junk"]
+    assert list(keys_from_jwks({"keys": [good, *others]})) == [good["kid"]]
+    assert keys_from_jwks([good]) == {} and keys_from_jwks({"keys": "x"}) == {}
+
+
+class _JwksServer:
+    """A stand-in for Google's key endpoint, on loopback: it serves whatever set the test puts in it."""
+
+    def __init__(self) -> None:
+        self.body: bytes = b"{}"
+        self.status = 200
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits += 1
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/iap/verify/public_key-jwk"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve(self, *jwks_paths: Any) -> None:
+        keys = [k for p in jwks_paths for k in json.loads(p.read_text())["keys"]]
+        self.body = json.dumps({"keys": keys}).encode()
+
+
+@pytest.fixture
+def google() -> Iterator[_JwksServer]:
+    server = _JwksServer()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_google_keys_are_fetched_once_and_refreshed_for_a_new_kid(google: _JwksServer, make_api, keys: Keys,
+                                                                 tmp_path: Any) -> None:
+    google.serve(keys.jwks_path)
+    clock = Clock()
+    source = RemoteJwksKeys(google.url, clock=clock)
+    api = make_api(key_source=source, clock=clock, iap_jwks_file=None)
+    for _ in range(3):
+        assert api.get(f"/get_data/{unique('g')}:a@b.co").status_code == 404
+    assert google.hits == 1  # cached after the first use
+    clock.now += 60  # past the refresh rate limit
+
+    private_path, new_jwks = iap_local.generate_keypair(tmp_path / "rotated")
+    google.serve(keys.jwks_path, new_jwks)  # Google rotates: a new kid appears
+    rotated = {HEADER: iap_local.mint_from_file(private_path, AUDIENCE, "x@example.com")}
+    assert api.get(f"/get_data/{unique('g')}:a@b.co", auth=False, headers=rotated).status_code == 404
+    assert google.hits == 2
+    source.close()
+
+
+def test_unknown_kids_cannot_make_the_service_hammer_google(google: _JwksServer, keys: Keys, tmp_path: Any) -> None:
+    google.serve(keys.jwks_path)
+    now = [0.0]
+    source = RemoteJwksKeys(google.url, min_refresh_s=30, clock=lambda: now[0])
+    assert source.get(keys.kid) is not None
+    for i in range(20):
+        assert source.get(f"attacker-{i}") is None
+    assert google.hits == 1  # the first fetch was less than 30 s ago
+
+    now[0] = 31.0
+    assert source.get("attacker-late") is None and google.hits == 2  # one refresh, then quiet again
+    assert source.get("attacker-later") is None and google.hits == 2
+    source.close()
+
+
+def test_old_google_keys_are_refreshed_and_kept_if_google_is_down(google: _JwksServer, keys: Keys) -> None:
+    google.serve(keys.jwks_path)
+    now = [0.0]
+    source = RemoteJwksKeys(google.url, max_age_s=3600, clock=lambda: now[0])
+    assert source.get(keys.kid) is not None
+    google.status = 500
+    now[0] = 4000.0
+    assert source.get(keys.kid) is not None and google.hits == 2  # tried, failed, kept serving
+    source.close()
+
+
+def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) -> None:
+    google.status = 503
+    api = make_api(iap_jwks_file=None, iap_jwks_url=google.url)
+    response = api.get("/get_data/a:b@c.co")
+    assert response.status_code == 503 and response.json()["error"] == "keys_unavailable"
