@@ -74,20 +74,16 @@ def app_info(
 @app.command()
 def token(
     ctx: typer.Context,
-    email: Annotated[str | None, typer.Option(help="Identity in the assertion (default: $LTM_USER_EMAIL, "
+    email: Annotated[str | None, typer.Option(help="Identity in a local assertion (default: $LTM_USER_EMAIL, "
                                                    "else <user>@ltm.local).")] = None,
-    ttl: Annotated[int, typer.Option("--ttl", min=1, max=86400, help="Seconds until it expires.")] = 3600,
+    ttl: Annotated[int, typer.Option("--ttl", min=1, max=86400, help="Seconds until a local one expires.")] = 3600,
 ) -> None:
-    """Print a freshly minted IAP assertion for the local stack's API.
+    """Print a credential for the API: a minted IAP assertion locally, an ID token for IAP in GCP.
 
     Example: curl -H "x-goog-iap-jwt-assertion: $(ltmctl api token)" "$LTM_API_URL/get_data/login:ana@example.com"
     """
-    from ltmctl.errors import UsageError
-    from ltmctl.local import stack
+    from ltmctl import api_calls
 
-    resolved = ctx.obj.load()
-    if resolved.env.backend != "local":
-        raise UsageError(f"`api token` mints assertions for the local stack only; {resolved.name!r} is a "
-                         f"{resolved.env.backend} environment, where Identity-Aware Proxy signs them.",
-                         hint="Use --env local, or call the deployed API through IAP with your own credentials.")
-    typer.echo(stack.mint_token(resolved, email or _default_email(), ttl))
+    headers = api_calls.auth_headers(ctx.obj.load(), email or _default_email(), ttl)
+    value = next(iter(headers.values()))
+    typer.echo(value.removeprefix("Bearer "))
