@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1 and W3C traceparent: 00-TRACE_ID-SPAN_ID-FLAGS.
@@ -38,6 +39,8 @@ def request_record(project: str, *, method: str, url: str, status: int, latency_
                    email: str | None = None, cache: str | None = None, error: str | None = None) -> dict[str, Any]:
     """The log entry of one answered request. `headers` holds only the few named here, never the assertion."""
     record: dict[str, Any] = {
+        # Cloud Logging takes `time` as the entry's timestamp; local readers (`ltmctl logs`) need it too.
+        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "severity": severity(status),
         "message": f"{method} {route} {status}" + (f": {error}" if error else ""),
         "httpRequest": {

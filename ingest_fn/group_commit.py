@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from ingest_fn.metrics import INSERTS
 from ingest_fn.sink import BigQuerySink, TransientError
 
 STORED = None  # the outcome of a stored row; otherwise BigQuery's reason for refusing it
@@ -48,6 +49,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[tuple[dict[str, Any], Future[str | None]]]) -> None:
         self.inserts += 1
+        INSERTS.inc()
         try:
             result = self.sink.insert([row for row, _ in batch])
         except BaseException as exc:  # every delivery in a failed request fails, and is retried by Pub/Sub

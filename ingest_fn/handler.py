@@ -10,6 +10,7 @@ from ingest_fn.dead_letter import DeadLetter
 from ingest_fn.decode import Message, Rejection, decode
 from ingest_fn.group_commit import STORED, GroupCommitter
 from ingest_fn.logs import log
+from ingest_fn.metrics import DEAD_LETTERS
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Ingestor:
                 return "stored"
             outcome = Rejection("schema", f"BigQuery refused the row: {refused}")
         dead_letter_id = self.dead_letter.send(message, outcome)
+        DEAD_LETTERS.labels(error=outcome.error).inc()
         log("WARNING", "dead-lettered", message_id=message.message_id, error=outcome.error,
             error_detail=outcome.detail, dead_letter_message_id=dead_letter_id)
         return "dead_lettered"

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
-    entry = {"severity": severity, "message": message, "time": datetime.now(UTC).isoformat(), **fields}
+    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    entry = {"time": now, "severity": severity, "message": message, **fields}
     sys.stdout.write(json.dumps(entry, default=str) + "\n")
     sys.stdout.flush()

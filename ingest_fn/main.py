@@ -11,6 +11,7 @@ from typing import Any
 
 import functions_framework
 
+from ingest_fn import metrics
 from ingest_fn.handler import Ingestor
 from ingest_fn.logs import log
 from ingest_fn.settings import Settings
@@ -41,16 +42,23 @@ def build(settings: Settings) -> Ingestor:
     )
 
 
+metrics.serve_in_workers()
+
+
 @cache
 def _ingestor() -> Ingestor:
+    metrics.serve()  # a process that was never forked (flask's debug server) serves from here
     return build(Settings.from_env())
 
 
 @functions_framework.cloud_event
 def ingest(cloud_event: Any) -> None:
     try:
-        _ingestor().handle_push(cloud_event.data or {})
+        with metrics.HANDLE_SECONDS.time():
+            outcome = _ingestor().handle_push(cloud_event.data or {})
+        metrics.MESSAGES.labels(outcome=outcome).inc()
     except Exception as exc:
+        metrics.MESSAGES.labels(outcome="retried").inc()
         # Raising makes functions-framework answer 500, so Pub/Sub redelivers with backoff; the
         # dead-letter policy moves the message after max_delivery_attempts.
         log("ERROR", "ingest failed; the delivery will be retried", error=str(exc), event_id=cloud_event["id"])

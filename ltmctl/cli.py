@@ -15,6 +15,8 @@ from ltmctl.commands import config as config_cmd
 from ltmctl.commands import demo as demo_cmd
 from ltmctl.commands import dlq as dlq_cmd
 from ltmctl.commands import local as local_cmd
+from ltmctl.commands import logs as logs_cmd
+from ltmctl.commands import metrics as metrics_cmd
 from ltmctl.commands import publish as publish_cmd
 from ltmctl.commands import query as query_cmd
 from ltmctl.errors import LtmctlError
@@ -64,6 +66,8 @@ app.command("publish")(publish_cmd.publish)
 app.command("query")(query_cmd.query)
 app.add_typer(api_cmd.app, name="api")
 app.add_typer(dlq_cmd.app, name="dlq")
+app.command("metrics")(metrics_cmd.metrics)
+app.command("logs")(logs_cmd.logs)
 
 
 def _version(value: bool) -> None:

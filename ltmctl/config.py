@@ -59,6 +59,7 @@ class Ports(_Strict):
     bigquery_grpc: Port = 9060
     ingest: Port = 8081
     api: Port = 8000
+    ingest_metrics: Port = 9464  # the ingest function's Prometheus endpoint (Prometheus' customary port)
 
 
 class LocalSettings(_Strict):

@@ -102,7 +102,7 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
             [py, "-m", "functions_framework", "--target", "ingest", "--signature-type", "cloudevent",
              "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
             "/",
-            service_env,
+            {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"])},
         ),
         Piece(
             "api", ports["api"],

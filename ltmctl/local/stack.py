@@ -17,7 +17,7 @@ from ltmctl.local import processes
 from ltmctl.local.pieces import Piece, pieces
 from ltmctl.local.processes import Proc
 
-PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api")
+PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics")
 HEALTH_TIMEOUT_S = 90.0
 
 Report = Callable[[str, str], None]  # (piece, what happened)
@@ -67,6 +67,11 @@ class StackState:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def ingest_metrics_url(self) -> str | None:
+        port = self.ports.get("ingest_metrics")  # absent in state files of older versions
+        return f"http://127.0.0.1:{port}/metrics" if port else None
 
 
 def iap_keys(resolved: Resolved) -> tuple[Path, Path]:
@@ -198,6 +203,8 @@ def env_lines(resolved: Resolved) -> list[str]:
         "LTM_INGEST_URL": state.ingest_url,
         "LTM_API_URL": state.api_url,
     }
+    if state.ingest_metrics_url:
+        values["LTM_INGEST_METRICS_URL"] = state.ingest_metrics_url
     import shlex
 
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from ltmctl.local.processes import free_ports
+from ltmctl.local.stack import PORT_NAMES
 from tests.conftest import TEST_CONFIG, make_project
 
 DEMO_TIMEOUT_S = 900  # a bound for CI, not a speed claim
 
 
 def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
-    ports = dict(zip(("pubsub", "bigquery", "bigquery_grpc", "ingest", "api"), free_ports(5), strict=True))
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     text = TEST_CONFIG.replace("    project: ltm-test\n", "    project: ltm-demo\n    local:\n      ports: {"
                                + ", ".join(f"{k}: {v}" for k, v in ports.items()) + "}\n")
     make_project(tmp_path, text)

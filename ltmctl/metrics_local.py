@@ -1,0 +1,160 @@
+"""The local stack's figures, read from the services' Prometheus endpoints and reduced to what Cloud
+Monitoring gives in GCP: API latency percentiles, request rate, 4xx/5xx rates; ingest outcomes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ltmctl import prometheus
+from ltmctl.errors import BackendError
+
+DATA_ROUTES = ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}")
+
+
+@dataclass
+class ApiFigures:
+    requests: float = 0.0
+    by_class: dict[str, float] = field(default_factory=dict)  # "2xx" -> count
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def rate_4xx(self) -> float:
+        return self.by_class.get("4xx", 0.0) / self.requests if self.requests else 0.0
+
+    @property
+    def rate_5xx(self) -> float:
+        return self.by_class.get("5xx", 0.0) / self.requests if self.requests else 0.0
+
+
+@dataclass
+class IngestFigures:
+    stored: float = 0.0
+    dead_lettered: float = 0.0
+    retried: float = 0.0
+    dead_letters_by_error: dict[str, float] = field(default_factory=dict)
+    inserts: float = 0.0
+
+    @property
+    def received(self) -> float:
+        return self.stored + self.dead_lettered + self.retried
+
+
+@dataclass
+class Snapshot:
+    taken_at: float  # time.time()
+    api: ApiFigures
+    ingest: IngestFigures | None  # None: the ingest function exposes no metrics endpoint
+
+    def as_dict(self) -> dict[str, Any]:
+        api = asdict(self.api) | {"rate_4xx": self.api.rate_4xx, "rate_5xx": self.api.rate_5xx}
+        ingest = None if self.ingest is None else asdict(self.ingest) | {"received": self.ingest.received}
+        return {"time": datetime.fromtimestamp(self.taken_at).astimezone().isoformat(timespec="seconds"),
+                "api": api, "ingest": ingest}
+
+
+def reduce_api(text: str, routes: tuple[str, ...] = DATA_ROUTES) -> ApiFigures:
+    """Requests and latency of the data routes (health checks and /metrics itself are left out)."""
+    samples = prometheus.parse(text)
+    figures = ApiFigures()
+    cumulative: dict[float, float] = {}
+    for route in routes:
+        for name, labels, value in samples:
+            if name == "ltm_api_requests_total" and labels.get("route") == route:
+                figures.by_class[labels["status_class"]] = figures.by_class.get(labels["status_class"], 0) + value
+                figures.requests += value
+        for bound, count in prometheus.buckets(samples, "ltm_api_request_duration_seconds", route=route):
+            cumulative[bound] = cumulative.get(bound, 0.0) + count
+    ordered = sorted(cumulative.items())
+    for q, attr in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+        value = prometheus.quantile(q, ordered)
+        setattr(figures, attr, None if value is None else value * 1000)
+    return figures
+
+
+def reduce_ingest(text: str) -> IngestFigures:
+    samples = prometheus.parse(text)
+    figures = IngestFigures(
+        stored=prometheus.total(samples, "ltm_ingest_messages_total", outcome="stored"),
+        dead_lettered=prometheus.total(samples, "ltm_ingest_messages_total", outcome="dead_lettered"),
+        retried=prometheus.total(samples, "ltm_ingest_messages_total", outcome="retried"),
+        inserts=prometheus.total(samples, "ltm_ingest_inserts_total"),
+    )
+    for name, labels, value in samples:
+        if name == "ltm_ingest_dead_letters_total":
+            figures.dead_letters_by_error[labels["error"]] = value
+    return figures
+
+
+def _get(url: str) -> str:
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=5.0)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise BackendError(f"Cannot read metrics from {url}: {exc}",
+                           hint="Check the stack with `ltmctl local status`.") from None
+    return response.text
+
+
+def snapshot(state: Any) -> Snapshot:
+    """Read both endpoints of a running local stack now."""
+    api = reduce_api(_get(state.api_url + "/metrics"))
+    ingest = reduce_ingest(_get(state.ingest_metrics_url)) if state.ingest_metrics_url else None
+    return Snapshot(time.time(), api, ingest)
+
+
+def rate(before: Snapshot, after: Snapshot, pick: Any) -> float:
+    """Per-second rate of a counter between two snapshots."""
+    elapsed = after.taken_at - before.taken_at
+    return (pick(after) - pick(before)) / elapsed if elapsed > 0 else 0.0
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return ""
+    low, high = min(present), max(present)
+    span = (high - low) or 1.0
+    return "".join(" " if v is None else SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    value: float | None
+    unit: str
+    status: str  # ok | breach | info
+
+
+def rows(current: Snapshot, previous: Snapshot | None, started_at: float, slo: Any) -> list[Row]:
+    """The figures of one refresh; rates are per second since `previous`, or since the stack started."""
+    since = previous or Snapshot(started_at, ApiFigures(), IngestFigures() if current.ingest else None)
+    api = current.api
+    request_rate = rate(since, current, lambda s: s.api.requests)
+    p99_status = "info" if api.p99_ms is None else ("breach" if api.p99_ms > slo.latency_p99_ms else "ok")
+    out = [
+        Row("api requests/s", request_rate, "/s", "info"),
+        Row("api latency p50", api.p50_ms, "ms", "info"),
+        Row("api latency p95", api.p95_ms, "ms", "info"),
+        Row("api latency p99", api.p99_ms, "ms", p99_status),
+        Row("api 4xx rate", api.rate_4xx, "%", "info"),
+        Row("api 5xx rate", api.rate_5xx, "%", "breach" if api.rate_5xx > slo.error_rate else "ok"),
+    ]
+    if current.ingest is not None:
+        ingest = current.ingest
+        out += [
+            Row("ingest received/s", rate(since, current, lambda s: s.ingest.received), "/s", "info"),
+            Row("ingest stored", ingest.stored, "", "info"),
+            Row("ingest dead-lettered", ingest.dead_lettered, "", "breach" if ingest.dead_lettered else "ok"),
+            Row("ingest retried", ingest.retried, "", "info"),
+        ]
+    return out

@@ -1,0 +1,129 @@
+"""`ltmctl metrics` and `ltmctl logs` on the real local stack."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from ltmctl import metrics_local
+from ltmctl.cli import app
+from ltmctl.local.stack import mint_token
+
+runner = CliRunner()
+
+
+def ltm(stack, *args):
+    return runner.invoke(app, ["--config", str(stack.resolved.path), *args])
+
+
+def _store(stack, action, user):
+    rows = [{"event_id": str(uuid.uuid4()), "action_id": action, "user_email": user, "app_id": "m-app",
+             "app_department": "m-dep", "event_time": "2026-11-29T10:00:00Z", "message_id": "m",
+             "publish_time": "2026-11-29T10:00:00Z", "ingest_time": "2026-11-29T10:00:00Z"}]
+    assert stack.clients.bigquery.insert_rows_json(stack.table_id, rows) == []
+
+
+def test_metrics_report_exactly_a_known_mix_of_traffic(stack):
+    action = f"m-{uuid.uuid4().hex[:8]}"
+    _store(stack, action, "m@example.com")
+    token = {"x-goog-iap-jwt-assertion": mint_token(stack.resolved, "metrics@example.com", 300)}
+    base = stack.state.api_url
+    before = json.loads(ltm(stack, "metrics", "-o", "json").stdout)
+    with httpx.Client(base_url=base) as client:
+        for i in range(40):
+            assert client.get(f"/get_data/{action}:m@example.com", params={"days": 365, "limit": 1 + i % 3},
+                              headers=token).status_code == 200
+        for _ in range(10):
+            assert client.get(f"/get_data/{action}:m@example.com").status_code == 401
+        for i in range(5):
+            assert client.get(f"/app_info/none-{i}:nothing", headers=token).status_code == 404
+        for _ in range(5):
+            assert client.get("/get_data/bad value:m@example.com", headers=token).status_code == 422
+    after = json.loads(ltm(stack, "metrics", "-o", "json").stdout)
+
+    def delta(cls):
+        return after["api"]["by_class"].get(cls, 0) - before["api"]["by_class"].get(cls, 0)
+
+    assert after["api"]["requests"] - before["api"]["requests"] == 60
+    assert (delta("2xx"), delta("4xx"), delta("5xx")) == (40, 20, 0)
+    assert after["api"]["p50_ms"] is not None and after["api"]["p99_ms"] >= after["api"]["p50_ms"]
+
+
+def test_rates_and_ingest_outcomes_from_the_endpoints(stack):
+    api_text = httpx.get(stack.state.api_url + "/metrics").text
+    figures = metrics_local.reduce_api(api_text)
+    assert figures.requests == sum(figures.by_class.values())
+    assert figures.rate_4xx == figures.by_class.get("4xx", 0) / figures.requests
+    marker = uuid.uuid4().hex
+    before = metrics_local.reduce_ingest(httpx.get(stack.state.ingest_metrics_url).text)
+    futures = [stack.clients.publisher.publish(stack.topic_path, b"not json at all", marker=marker)]
+    event = {"action_id": "m", "user_email": "m@example.com", "app_id": "a", "app_department": "d",
+             "event_time": "2026-11-29T10:00:00Z"}
+    futures += [stack.clients.publisher.publish(stack.topic_path, json.dumps(event).encode()) for _ in range(3)]
+    for f in futures:
+        f.result(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        after = metrics_local.reduce_ingest(httpx.get(stack.state.ingest_metrics_url).text)
+        if after.received - before.received >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert after.stored - before.stored == 3
+    assert after.dead_lettered - before.dead_lettered == 1
+    assert after.dead_letters_by_error["not_json"] - before.dead_letters_by_error.get("not_json", 0) == 1
+    table = ltm(stack, "metrics")
+    assert table.exit_code == 0 and "api latency p99" in table.stdout and "ingest stored" in table.stdout
+
+
+def test_sparkline_and_slo_rows():
+    assert metrics_local.sparkline([1, 2, 3, None, 8]) == "▁▂▃ █"
+    slow = metrics_local.Snapshot(10.0, metrics_local.ApiFigures(requests=10, by_class={"5xx": 1}, p99_ms=900),
+                                  None)
+    rows = {r.name: r for r in metrics_local.rows(slow, None, 0.0, type("S", (), {"latency_p99_ms": 500,
+                                                                                  "error_rate": 0.01})())}
+    assert rows["api latency p99"].status == "breach"
+    assert rows["api 5xx rate"].status == "breach" and rows["api 5xx rate"].value == 0.1
+    assert rows["api requests/s"].value == 1.0
+
+
+def test_logs_follow_shows_a_line_written_after_it_started(stack):
+    script = shutil.which("ltmctl", path=str(Path(sys.executable).parent)) or "ltmctl"
+    marker = f"/follow-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([script, "--config", str(stack.resolved.path), "logs", "api", "--follow", "-o", "json",
+                             "--since", "1m"], stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        time.sleep(1.0)  # let it reach the end of the file
+        httpx.get(stack.state.api_url + f"/get_data/x:y@z.io?{marker[1:]}=1")
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if marker[1:] in line:
+                found = json.loads(line)
+        assert found is not None
+        assert found["service"] == "api" and found["severity"] == "WARNING"
+        assert found["entry"]["httpRequest"]["status"] == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_logs_filters_by_severity_and_since(stack):
+    httpx.get(stack.state.api_url + "/healthz")
+    everything = ltm(stack, "logs", "all", "-o", "json")
+    assert everything.exit_code == 0
+    entries = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert {e["service"] for e in entries} <= {"api", "ingest"}
+    shown = ltm(stack, "logs", "--severity", "warning", "-o", "json").stdout
+    warnings = [json.loads(line) for line in shown.splitlines()]
+    assert warnings and all(e["severity"] in ("WARNING", "ERROR", "CRITICAL") for e in warnings)
+    assert ltm(stack, "logs", "--since", "2999-01-01T00:00:00Z", "-o", "json").stdout == ""
+    assert ltm(stack, "logs", "--since", "yesterday").exit_code == 2
+    assert ltm(stack, "logs", "nothing").exit_code == 2
