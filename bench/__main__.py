@@ -1,0 +1,26 @@
+"""python -m bench {cli_start|publish|ingest|api|all}"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+NAMES = ("cli_start", "publish", "ingest", "api")
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv[1:] or ["all"]
+    names = list(NAMES) if wanted == ["all"] else wanted
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        sys.stderr.write(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)} or all\n")
+        return 2
+    failed = 0
+    for name in names:
+        result = importlib.import_module(f"bench.{name}").run()
+        failed += 0 if result.get("target_met", True) else 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
