@@ -13,9 +13,18 @@ def apply(
     resources: list[Resource],
     providers: dict[str, Provider],
     on_change: Callable[[Change], None] | None = None,
+    absent: Callable[[Resource], bool] | None = None,
 ) -> list[Change]:
     """Plan, then create or update what differs. Returns the plan; a second apply returns only noops."""
-    changes = plan(resources, providers)
+    return execute(plan(resources, providers, absent), providers, on_change)
+
+
+def execute(
+    changes: list[Change],
+    providers: dict[str, Provider],
+    on_change: Callable[[Change], None] | None = None,
+) -> list[Change]:
+    """Carry out a plan made by `plan` (shown to someone first, say). Nothing runs if any change is a replace."""
     blocked = [c for c in changes if c.action == "replace"]
     if blocked:
         lines = "\n".join(f"  {c.resource.key}: {', '.join(c.diffs)}" for c in blocked)
@@ -23,12 +32,22 @@ def apply(
             f"These resources differ in fields that cannot be changed in place:\n{lines}",
             hint="Delete them (losing their data or messages) or change the config back.",
         )
-    for change in changes:
+    i = 0
+    while i < len(changes):
+        change = changes[i]
         provider = providers[change.resource.kind]
-        if change.action == "create":
+        batch = [change]
+        if change.action == "create" and hasattr(provider, "create_many"):
+            while (i + len(batch) < len(changes) and changes[i + len(batch)].action == "create"
+                   and changes[i + len(batch)].resource.kind == change.resource.kind):
+                batch.append(changes[i + len(batch)])
+            provider.create_many([c.resource for c in batch])
+        elif change.action == "create":
             provider.create(change.resource)
         elif change.action == "update":
             provider.update(change.resource, list(change.diffs))
-        if on_change and change.action != "noop":
-            on_change(change)
+        for done in batch:
+            if on_change and done.action != "noop":
+                on_change(done)
+        i += len(batch)
     return changes

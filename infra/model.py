@@ -71,7 +71,97 @@ class Table:
         return f"{self.project}.{self.dataset}.{self.name}"
 
 
-Resource = Topic | Subscription | Dataset | Table
+@dataclass(frozen=True)
+class ApiService:
+    """A Google API enabled on the project (Service Usage), e.g. `pubsub.googleapis.com`."""
+
+    project: str
+    name: str
+    kind = "serviceusage.service"
+
+    @property
+    def key(self) -> str:
+        return f"projects/{self.project}/services/{self.name}"
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    project: str
+    account_id: str
+    display_name: str = ""
+    description: str = ""
+    kind = "iam.service_account"
+
+    @property
+    def email(self) -> str:
+        return f"{self.account_id}@{self.project}.iam.gserviceaccount.com"
+
+    @property
+    def member(self) -> str:
+        return f"serviceAccount:{self.email}"
+
+    @property
+    def key(self) -> str:
+        return f"projects/{self.project}/serviceAccounts/{self.email}"
+
+
+@dataclass(frozen=True)
+class IamMember:
+    """One member in one role on one resource: the unit of additive IAM.
+
+    Applying adds the member to the role's binding with a read-modify-write of the resource's policy (etag
+    checked); deleting removes only that member. Bindings of other members and roles are never touched.
+    `target_type` selects how the policy is read and written (see `infra.providers.iam`): "project"
+    (target: project id), "pubsub.topic" / "pubsub.subscription" (target: full resource name),
+    "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "run.service" (target: full name).
+    """
+
+    target_type: str
+    target: str
+    role: str
+    member: str
+    kind = "iam.member"
+
+    @property
+    def key(self) -> str:
+        return f"{self.target_type}:{self.target} {self.role} {self.member}"
+
+
+@dataclass(frozen=True)
+class ArtifactRepository:
+    project: str
+    location: str
+    name: str
+    format: str = "DOCKER"
+    description: str = ""
+    kind = "artifactregistry.repository"
+
+    @property
+    def key(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/repositories/{self.name}"
+
+    @property
+    def docker_host(self) -> str:
+        return f"{self.location}-docker.pkg.dev/{self.project}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    project: str
+    name: str
+    location: str
+    uniform_access: bool = True
+    # Staged sources are only needed while a build runs; old ones are deleted by the bucket itself.
+    delete_after_days: int | None = None
+    kind = "storage.bucket"
+
+    @property
+    def key(self) -> str:
+        return f"gs://{self.name}"
+
+
+Resource = (Topic | Subscription | Dataset | Table
+            | ApiService | ServiceAccount | IamMember | ArtifactRepository | Bucket)
 
 
 @dataclass(frozen=True)
@@ -123,3 +213,121 @@ def desired(spec: PipelineSpec) -> list[Resource]:
             maximum_backoff_s=spec.maximum_backoff_s,
         ),
     ]
+
+
+# --- Google Cloud only ----------------------------------------------------------------------------------------
+
+REQUIRED_APIS = (
+    "run.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "pubsub.googleapis.com",
+    "bigquery.googleapis.com", "iam.googleapis.com", "iap.googleapis.com", "storage.googleapis.com",
+    "monitoring.googleapis.com", "logging.googleapis.com",
+    # Project-level IAM (bigquery.jobUser for the API account) goes through Resource Manager.
+    "cloudresourcemanager.googleapis.com",
+)
+
+# The narrowest predefined roles that let each identity do its job, and nothing broader.
+ROLE_JOB_USER = "roles/bigquery.jobUser"  # project-level: running query jobs
+ROLE_DATA_VIEWER = "roles/bigquery.dataViewer"  # dataset-level
+ROLE_DATA_EDITOR = "roles/bigquery.dataEditor"  # dataset-level
+ROLE_PUBLISHER = "roles/pubsub.publisher"
+ROLE_SUBSCRIBER = "roles/pubsub.subscriber"
+ROLE_RUN_INVOKER = "roles/run.invoker"
+
+
+@dataclass(frozen=True)
+class GcpSpec:
+    """The Google Cloud side of the pipeline: plain values derived from config (see ltmctl.pipeline)."""
+
+    pipeline: PipelineSpec
+    project_number: int
+    region: str
+    staging_bucket: str
+    api_account: str = "ltm-api"
+    ingest_account: str = "ltm-ingest"
+    invoker_account: str = "ltm-push-invoker"
+    artifact_repository: str = "ltm"
+    api_service: str = "ltm-api"
+    ingest_service: str = "ltm-ingest"
+    staging_retention_days: int = 30
+    apis: tuple[str, ...] = REQUIRED_APIS
+
+    @property
+    def project(self) -> str:
+        return self.pipeline.project
+
+    def account(self, account_id: str, display_name: str, description: str) -> ServiceAccount:
+        return ServiceAccount(self.project, account_id, display_name, description)
+
+    @property
+    def accounts(self) -> dict[str, ServiceAccount]:
+        return {
+            "api": self.account(self.api_account, "LTM API runtime",
+                                "Runs the LTM API on Cloud Run: reads the events dataset, runs query jobs."),
+            "ingest": self.account(self.ingest_account, "LTM ingest runtime",
+                                   "Runs the LTM ingest service: writes events, publishes dead letters."),
+            "invoker": self.account(self.invoker_account, "LTM push invoker",
+                                    "Identity of Pub/Sub push (OIDC) to the LTM ingest service."),
+        }
+
+    @property
+    def pubsub_agent(self) -> str:
+        return f"serviceAccount:service-{self.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+    @property
+    def iap_agent(self) -> str:
+        return f"serviceAccount:service-{self.project_number}@gcp-sa-iap.iam.gserviceaccount.com"
+
+    def service_name(self, service: str) -> str:
+        return f"projects/{self.project}/locations/{self.region}/services/{service}"
+
+
+def gcp_desired(spec: GcpSpec) -> list[Resource]:
+    """Everything `provision` manages on Google Cloud, in dependency order: APIs, identities, the artifact
+    repository and staging bucket, the pipeline's topics/subscriptions/dataset/table, then IAM bindings."""
+    p = spec.pipeline
+    accounts = spec.accounts
+    dataset = f"{p.project}.{p.dataset}"
+    dlq_topic = f"projects/{p.project}/topics/{p.dead_letter_topic}"
+    ingest_sub = f"projects/{p.project}/subscriptions/{p.subscription}"
+    return [
+        *(ApiService(spec.project, api) for api in spec.apis),
+        *accounts.values(),
+        ArtifactRepository(spec.project, spec.region, spec.artifact_repository,
+                           description="Images of the LTM API and ingest services."),
+        Bucket(spec.project, spec.staging_bucket, spec.region, delete_after_days=spec.staging_retention_days),
+        *desired(p),
+        IamMember("bigquery.dataset", dataset, ROLE_DATA_VIEWER, accounts["api"].member),
+        IamMember("project", spec.project, ROLE_JOB_USER, accounts["api"].member),
+        IamMember("bigquery.dataset", dataset, ROLE_DATA_EDITOR, accounts["ingest"].member),
+        IamMember("pubsub.topic", dlq_topic, ROLE_PUBLISHER, accounts["ingest"].member),
+        # Pub/Sub itself moves undeliverable messages: it must publish to the dead-letter topic and
+        # acknowledge (subscribe to) the source subscription.
+        IamMember("pubsub.topic", dlq_topic, ROLE_PUBLISHER, spec.pubsub_agent),
+        IamMember("pubsub.subscription", ingest_sub, ROLE_SUBSCRIBER, spec.pubsub_agent),
+    ]
+
+
+def service_bindings(spec: GcpSpec) -> list[IamMember]:
+    """Bindings on the Cloud Run services, applied by `deploy` once the services exist: only the push invoker
+    may call the ingest service, and IAP's service agent may call the API service."""
+    return [
+        IamMember("run.service", spec.service_name(spec.ingest_service), ROLE_RUN_INVOKER,
+                  spec.accounts["invoker"].member),
+        IamMember("run.service", spec.service_name(spec.api_service), ROLE_RUN_INVOKER, spec.iap_agent),
+    ]
+
+
+_API_OF_KIND = {
+    "pubsub.topic": "pubsub.googleapis.com", "pubsub.subscription": "pubsub.googleapis.com",
+    "bigquery.dataset": "bigquery.googleapis.com", "bigquery.table": "bigquery.googleapis.com",
+    "iam.service_account": "iam.googleapis.com", "artifactregistry.repository": "artifactregistry.googleapis.com",
+    "storage.bucket": "storage.googleapis.com", "project": "cloudresourcemanager.googleapis.com",
+    "run.service": "run.googleapis.com",
+}
+
+
+def api_of(resource: Resource) -> str | None:
+    """The Google API that serves a resource (None: Service Usage itself, always callable)."""
+    if isinstance(resource, IamMember):
+        return _API_OF_KIND.get(resource.target_type)
+    return _API_OF_KIND.get(resource.kind)

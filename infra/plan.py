@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from infra.model import Resource
 
-Action = Literal["create", "update", "replace", "noop"]
+# create/update/replace/noop come from `plan`; delete/keep/absent from `infra.destroy.plan_destroy`.
+Action = Literal["create", "update", "replace", "noop", "delete", "keep", "absent"]
 
 
 class Provider(Protocol):
@@ -18,6 +20,9 @@ class Provider(Protocol):
     def create(self, resource: Resource) -> None: ...
     def update(self, resource: Resource, fields: list[str]) -> None: ...
     def immutable_fields(self, resource: Resource) -> frozenset[str]: ...
+    def delete(self, resource: Resource) -> None: ...
+    # Optional: `create_many(resources)` creates several resources of this kind in one call; `apply` uses it for
+    # consecutive creates (enabling APIs in one batch, for example).
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,18 @@ def diff(desired: Resource, actual: Resource) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def plan(resources: list[Resource], providers: dict[str, Provider]) -> list[Change]:
+def plan(
+    resources: list[Resource],
+    providers: dict[str, Provider],
+    absent: Callable[[Resource], bool] | None = None,
+) -> list[Change]:
+    """One Change per resource. `absent(resource)` true means "known not to exist, do not read it" (for example,
+    its API is not enabled yet, so reading it would fail): it is planned as a create."""
     changes = []
     for resource in resources:
+        if absent is not None and absent(resource):
+            changes.append(Change("create", resource))
+            continue
         provider = providers[resource.kind]
         actual = provider.read(resource)
         if actual is None:

@@ -13,12 +13,17 @@ from ltmctl import __version__
 from ltmctl.commands import api as api_cmd
 from ltmctl.commands import config as config_cmd
 from ltmctl.commands import demo as demo_cmd
+from ltmctl.commands import deploy as deploy_cmd
+from ltmctl.commands import destroy as destroy_cmd
 from ltmctl.commands import dlq as dlq_cmd
+from ltmctl.commands import init as init_cmd
 from ltmctl.commands import local as local_cmd
 from ltmctl.commands import logs as logs_cmd
 from ltmctl.commands import metrics as metrics_cmd
+from ltmctl.commands import provision as provision_cmd
 from ltmctl.commands import publish as publish_cmd
 from ltmctl.commands import query as query_cmd
+from ltmctl.commands import status as status_cmd
 from ltmctl.errors import LtmctlError
 
 
@@ -66,6 +71,12 @@ app.command("publish")(publish_cmd.publish)
 app.command("query")(query_cmd.query)
 app.add_typer(api_cmd.app, name="api")
 app.add_typer(dlq_cmd.app, name="dlq")
+# Google Cloud: set up an environment, create its resources, check them, tear them down.
+app.command("init")(init_cmd.init)
+app.command("provision")(provision_cmd.provision)
+app.command("deploy")(deploy_cmd.deploy)
+app.command("status")(status_cmd.status)
+app.command("destroy")(destroy_cmd.destroy)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
 

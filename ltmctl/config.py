@@ -22,6 +22,9 @@ ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,47}[
 ProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Member = Annotated[str, StringConstraints(pattern=r"^(user|group|serviceAccount|domain):\S+$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+RepositoryName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")]
 
 
 class _Strict(BaseModel):
@@ -99,6 +102,28 @@ class SloSettings(_Strict):
     oldest_unacked_s: float = Field(300, gt=0)
 
 
+class MonitoringSettings(_Strict):
+    # Where `ltmctl monitoring apply`'s alert policies notify (create channels in the console or with gcloud).
+    notification_channels: list[Annotated[str, StringConstraints(
+        pattern=r"^projects/[^/]+/notificationChannels/[^/]+$")]] = []
+
+
+class ServiceAccounts(_Strict):
+    """Account ids (the part before @PROJECT.iam.gserviceaccount.com) of the pipeline's identities."""
+
+    api: AccountId = "ltm-api"
+    ingest: AccountId = "ltm-ingest"
+    push_invoker: AccountId = "ltm-push-invoker"
+
+
+class GcpSettings(_Strict):
+    # Written by `ltmctl init`; looked up from the project when absent (it names Google's service agents).
+    project_number: int | None = Field(None, ge=1)
+    artifact_repository: RepositoryName = "ltm"
+    staging_bucket: BucketName | None = None  # default: PROJECT-ltm-sources
+    service_accounts: ServiceAccounts = ServiceAccounts()
+
+
 class Environment(_Strict):
     backend: Literal["local", "gcp"]
     project: ProjectId
@@ -109,6 +134,8 @@ class Environment(_Strict):
     iap: IapSettings = IapSettings()
     query: QuerySettings = QuerySettings()
     slo: SloSettings = SloSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    gcp: GcpSettings = GcpSettings()
 
     @model_validator(mode="after")
     def _backend_fields(self) -> Environment:
@@ -116,7 +143,13 @@ class Environment(_Strict):
             raise ValueError("a gcp environment needs `region`")
         if self.backend == "gcp" and self.local is not None:
             raise ValueError("`local` settings belong to a local environment only")
+        if self.backend == "local" and "gcp" in self.model_fields_set:
+            raise ValueError("`gcp` settings belong to a gcp environment only")
         return self
+
+    @property
+    def staging_bucket(self) -> str:
+        return self.gcp.staging_bucket or f"{self.project}-ltm-sources"
 
     @property
     def ports(self) -> Ports:
@@ -149,7 +182,8 @@ class Resolved:
             "environment": self.name,
             "config_file": str(self.path),
             "pipeline": self.pipeline.model_dump(),
-            **self.env.model_dump(exclude_none=True),
+            # `gcp` settings mean nothing to a local environment (and cannot be set on one).
+            **self.env.model_dump(exclude_none=True, exclude={"gcp"} if self.env.backend == "local" else None),
         }
 
 

@@ -34,3 +34,25 @@ def service_env(resolved: Resolved) -> dict[str, str]:
     p = resolved.pipeline
     return {"LTM_DATASET": p.dataset, "LTM_TABLE": p.table, "LTM_DLQ_TOPIC": p.dead_letter_topic,
             "LTM_TOPIC": p.topic}
+
+
+def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None = None):
+    """The Google Cloud side (identities, IAM, registry, bucket, APIs) around the pipeline's resources."""
+    from infra.model import GcpSpec
+
+    env = resolved.env
+    accounts = env.gcp.service_accounts
+    return GcpSpec(
+        pipeline=spec(resolved, push_endpoint=push_endpoint,
+                      push_service_account=(f"{accounts.push_invoker}@{env.project}.iam.gserviceaccount.com"
+                                            if push_endpoint else None)),
+        project_number=project_number,
+        region=env.region or "",
+        staging_bucket=env.staging_bucket,
+        api_account=accounts.api,
+        ingest_account=accounts.ingest,
+        invoker_account=accounts.push_invoker,
+        artifact_repository=env.gcp.artifact_repository,
+        api_service=env.api.service,
+        ingest_service=env.ingest.service,
+    )

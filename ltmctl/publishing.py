@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -107,57 +106,48 @@ def publish(
     timeout_s: float = 120.0,
 ) -> Summary:
     """Publish every valid item (and invalid ones with allow_invalid); wait for all results."""
+    import concurrent.futures
+    import itertools
+
     summary = Summary()
-    lock = threading.Lock()
-    done = threading.Event()
-    pending = 0
-    submitted = 0
-    message_ids: dict[int, str] = {}
     limiter = _RateLimit(rate)
+    sent: list[tuple[int, Any]] = []
+    finished = itertools.count(1)  # next() is atomic: the callbacks run on the client's batch threads
+    every = 1 if rate else 500  # progress every N results: a bar redraw per message would cost more than it
+
+    def tick(_: Any) -> None:
+        n = next(finished)
+        if on_progress and n % every == 0:
+            on_progress(n, 0)
+
+    extra = dict(attributes or {})
+    if ordering_key:
+        extra["ordering_key"] = ordering_key
     started = time.monotonic()
-
-    def finished(position: int, future: Any) -> None:
-        nonlocal pending
-        try:
-            message_id = future.result()
-        except Exception as exc:  # noqa: BLE001 - every failure is reported with its reason
-            with lock:
-                summary.failed.append((position, f"{type(exc).__name__}: {exc}"[:300]))
-        else:
-            with lock:
-                summary.published += 1
-                message_ids[position] = message_id
-        with lock:
-            pending -= 1
-            if pending == 0 and stop_submitting:
-                done.set()
-        if on_progress:
-            on_progress(summary.published, len(summary.failed))
-
-    stop_submitting = False
-    first = last = None
     for item in items:
         if item.problems and not allow_invalid:
             summary.invalid.append((item.position, "; ".join(item.problems)))
             continue
         limiter.wait()
-        with lock:
-            pending += 1
-        submitted += 1
-        first = item.position if first is None else first
-        last = item.position
-        future = publisher.publish(topic_path, item.data, ordering_key=ordering_key, **(attributes or {}))
-        future.add_done_callback(lambda f, p=item.position: finished(p, f))
-    with lock:
-        stop_submitting = True
-        if pending == 0:
-            done.set()
-    if not done.wait(timeout_s):
-        summary.failed.append((-1, f"{pending} messages unconfirmed after {timeout_s:.0f}s"))
+        future = publisher.publish(topic_path, item.data, **extra)
+        future.add_done_callback(tick)
+        sent.append((item.position, future))
+    _, not_done = concurrent.futures.wait([f for _, f in sent], timeout=timeout_s)
     summary.seconds = time.monotonic() - started
-    summary.first_message_id = message_ids.get(first) if first is not None else None
-    summary.last_message_id = message_ids.get(last) if last is not None else None
-    summary.failed.sort()
+    message_ids: dict[int, str] = {}
+    for position, future in sent:
+        if future in not_done:
+            summary.failed.append((position, f"unconfirmed after {timeout_s:.0f}s"))
+        elif (exc := future.exception()) is not None:
+            summary.failed.append((position, f"{type(exc).__name__}: {exc}"[:300]))
+        else:
+            summary.published += 1
+            message_ids[position] = future.result()
+    if on_progress:
+        on_progress(summary.published, len(summary.failed))
+    if sent:
+        summary.first_message_id = message_ids.get(sent[0][0])
+        summary.last_message_id = message_ids.get(sent[-1][0])
     return summary
 
 

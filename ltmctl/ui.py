@@ -21,7 +21,10 @@ err = Console(stderr=True, width=_width(sys.stderr))
 
 
 def print_error(title: str, message: str, hint: str | None) -> None:
-    body = message if not hint else f"{message}\n\n[bold]Hint:[/bold] {hint}"
+    from rich.markup import escape
+
+    # Messages quote the outside world (build logs, API errors, paths): brackets there are text, not markup.
+    body = escape(message) if not hint else f"{escape(message)}\n\n[bold]Hint:[/bold] {escape(hint)}"
     err.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
 
 

@@ -17,3 +17,30 @@ def providers_for(publisher: Any, subscriber: Any, bigquery: Any) -> dict[str, P
         "bigquery.dataset": DatasetProvider(bigquery),
         "bigquery.table": TableProvider(bigquery),
     }
+
+
+def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_registry: Any, storage: Any,
+                      publisher: Any, subscriber: Any, bigquery: Any, run_services: Any = None) -> dict[str, Provider]:
+    """Providers for everything `infra.model.gcp_desired` (and, given `run_services`, `service_bindings`) holds."""
+    from infra.providers.artifactregistry import RepositoryProvider
+    from infra.providers.bigquery import DatasetAccessGrants
+    from infra.providers.iam import IamMemberProvider, ServiceAccountProvider, gapic_grants
+    from infra.providers.serviceusage import ApiServiceProvider
+    from infra.providers.storage import BucketProvider
+
+    grants: dict[str, Any] = {
+        "project": gapic_grants(projects, lambda project: f"projects/{project}"),
+        "pubsub.topic": gapic_grants(publisher),
+        "pubsub.subscription": gapic_grants(subscriber),
+        "bigquery.dataset": DatasetAccessGrants(bigquery),
+    }
+    if run_services is not None:
+        grants["run.service"] = gapic_grants(run_services)
+    return {
+        **providers_for(publisher, subscriber, bigquery),
+        "serviceusage.service": ApiServiceProvider(service_usage),
+        "iam.service_account": ServiceAccountProvider(iam),
+        "iam.member": IamMemberProvider(grants),
+        "artifactregistry.repository": RepositoryProvider(artifact_registry),
+        "storage.bucket": BucketProvider(storage),
+    }

@@ -40,6 +40,9 @@ class DatasetProvider:
     def immutable_fields(self, resource: Dataset) -> frozenset[str]:
         return frozenset({"location"})
 
+    def delete(self, resource: Dataset) -> None:
+        self.client.delete_dataset(resource.key, delete_contents=True, not_found_ok=True)
+
 
 class TableProvider:
     def __init__(self, client: Any) -> None:
@@ -79,3 +82,83 @@ class TableProvider:
     def immutable_fields(self, resource: Table) -> frozenset[str]:
         # BigQuery only adds columns or relaxes modes in place; repartitioning needs a new table.
         return frozenset({"partition_field", "partition_type"})
+
+    def delete(self, resource: Table) -> None:
+        self.client.delete_table(resource.key, not_found_ok=True)
+
+
+# BigQuery answers with the legacy names of these roles in dataset access entries.
+LEGACY_ROLES = {"roles/bigquery.dataViewer": "READER", "roles/bigquery.dataEditor": "WRITER",
+                "roles/bigquery.dataOwner": "OWNER"}
+
+
+def _entity(member: str) -> tuple[str, str]:
+    kind, _, value = member.partition(":")
+    if kind in ("serviceAccount", "user"):
+        return "userByEmail", value
+    if kind == "group":
+        return "groupByEmail", value
+    if kind == "domain":
+        return "domain", value
+    return "iamMember", member
+
+
+class DatasetAccessGrants:
+    """IAM on a dataset is its `access` list: read-modify-write of the dataset with its etag (If-Match)."""
+
+    def __init__(self, client: Any, attempts: int = 6) -> None:
+        self.client = client
+        self.attempts = attempts
+
+    @staticmethod
+    def _matches(entry: Any, role: str, member: str) -> bool:
+        entity_type, entity_id = _entity(member)
+        return (entry.role in (role, LEGACY_ROLES.get(role)) and entry.entity_type == entity_type
+                and entry.entity_id == entity_id)
+
+    def has(self, target: str, role: str, member: str) -> bool | None:
+        try:
+            ds = self.client.get_dataset(target)
+        except NotFound:
+            return None
+        return any(self._matches(e, role, member) for e in ds.access_entries)
+
+    def add(self, target: str, role: str, member: str) -> None:
+        from google.cloud.bigquery import AccessEntry
+
+        entity_type, entity_id = _entity(member)
+        self._modify(target, lambda entries: None if any(self._matches(e, role, member) for e in entries)
+                     else [*entries, AccessEntry(role=role, entity_type=entity_type, entity_id=entity_id)])
+
+    def remove(self, target: str, role: str, member: str) -> None:
+        def without(entries: list[Any]) -> list[Any] | None:
+            kept = [e for e in entries if not self._matches(e, role, member)]
+            return None if len(kept) == len(entries) else kept
+
+        self._modify(target, without, missing_ok=True)
+
+    def _modify(self, target: str, change: Any, missing_ok: bool = False) -> None:
+        import time
+
+        from google.api_core.exceptions import BadRequest, PreconditionFailed
+
+        for attempt in range(self.attempts):
+            try:
+                ds = self.client.get_dataset(target)
+            except NotFound:
+                if missing_ok:
+                    return
+                raise
+            entries = change(list(ds.access_entries))
+            if entries is None:
+                return
+            ds.access_entries = entries
+            try:
+                self.client.update_dataset(ds, ["access_entries"])  # sends If-Match: the etag just read
+                return
+            except (PreconditionFailed, BadRequest) as exc:
+                # A stale etag (someone else changed the dataset), or a service account created seconds ago
+                # that IAM does not know yet: read again and retry.
+                if attempt == self.attempts - 1 or (isinstance(exc, BadRequest) and "does not exist" not in str(exc)):
+                    raise
+                time.sleep(min(2.0**attempt, 16.0))

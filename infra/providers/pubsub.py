@@ -40,6 +40,12 @@ class TopicProvider:
     def immutable_fields(self, resource: Topic) -> frozenset[str]:
         return frozenset()
 
+    def delete(self, resource: Topic) -> None:
+        try:
+            self.publisher.delete_topic(request={"topic": resource.key})
+        except NotFound:
+            pass
+
 
 def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
@@ -113,3 +119,9 @@ class SubscriptionProvider:
 
     def immutable_fields(self, resource: Subscription) -> frozenset[str]:
         return frozenset({"topic"})
+
+    def delete(self, resource: Subscription) -> None:
+        try:
+            self.subscriber.delete_subscription(request={"subscription": resource.key})
+        except NotFound:
+            pass

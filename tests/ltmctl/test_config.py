@@ -120,3 +120,32 @@ def test_config_validate_ok(project_dir):
     result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "config", "validate"])
     assert result.exit_code == 0
     assert "is valid" in result.output
+
+
+def test_gcp_settings_default_from_the_project(tmp_path):
+    env = config.load(make_project(tmp_path), "dev").env
+    assert env.gcp.project_number is None
+    assert env.gcp.artifact_repository == "ltm"
+    assert env.staging_bucket == "my-project-id-ltm-sources"
+    assert env.gcp.service_accounts.push_invoker == "ltm-push-invoker"
+
+
+def test_gcp_settings_are_checked_strictly(tmp_path):
+    text = TEST_CONFIG + "    gcp: {project_number: 123456789012, staging_bucket: my-sources, reposit: x}\n"
+    path, message = _error(tmp_path, text)
+    line = len(text.splitlines())
+    assert f"{path}:{line}: environments.dev.gcp.reposit: unknown key" in message
+    _, message = _error(tmp_path, TEST_CONFIG + "    gcp: {service_accounts: {api: Bad_Name}}\n")
+    assert "environments.dev.gcp.service_accounts.api:" in message
+
+
+def test_gcp_settings_belong_to_gcp_environments(tmp_path):
+    text = TEST_CONFIG.replace("    project: ltm-test\n", "    project: ltm-test\n    gcp: {project_number: 1}\n")
+    _, message = _error(tmp_path, text)
+    assert "environments.local: `gcp` settings belong to a gcp environment only" in message
+
+
+def test_repository_dev_example_has_gcp_settings():
+    resolved = config.load(config.find_config()[0], "dev")
+    assert resolved.env.gcp.artifact_repository == "ltm"
+    assert "gcp" not in config.load(config.find_config()[0], "local").as_dict()

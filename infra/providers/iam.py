@@ -1,0 +1,175 @@
+"""Service accounts, and additive IAM grants on any resource that has an IAM policy.
+
+`IamMemberProvider` manages one (resource, role, member) at a time through a `Grants` per target type:
+`PolicyGrants` for resources with getIamPolicy/setIamPolicy (projects, topics, subscriptions, Cloud Run
+services, ...), `infra.providers.bigquery.DatasetAccessGrants` for datasets. Every change is a read-modify-write
+that carries the etag it read, so a concurrent change makes it retry instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from google.api_core.exceptions import Conflict, InvalidArgument, NotFound, PreconditionFailed
+
+from infra.errors import InfraError
+from infra.model import IamMember, ServiceAccount
+
+
+class ServiceAccountProvider:
+    """`client` has iam_admin_v1.IAMClient's method names and request shapes (ltmctl.gcp.iam_admin.IamAdminRest)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def read(self, resource: ServiceAccount) -> ServiceAccount | None:
+        try:
+            sa = self.client.get_service_account(request={"name": resource.key})
+        except NotFound:
+            return None
+        return ServiceAccount(resource.project, resource.account_id, sa.display_name, sa.description)
+
+    def create(self, resource: ServiceAccount) -> None:
+        try:
+            self.client.create_service_account(request={
+                "name": f"projects/{resource.project}", "account_id": resource.account_id,
+                "service_account": {"display_name": resource.display_name, "description": resource.description},
+            })
+        except Conflict:  # ALREADY_EXISTS (HTTP 409): created meanwhile; the next plan compares its fields
+            pass
+
+    def update(self, resource: ServiceAccount, fields: list[str]) -> None:
+        self.client.patch_service_account(request={
+            "service_account": {"name": resource.key, "display_name": resource.display_name,
+                                "description": resource.description},
+            "update_mask": {"paths": sorted(fields)},
+        })
+
+    def immutable_fields(self, resource: ServiceAccount) -> frozenset[str]:
+        return frozenset()
+
+    def delete(self, resource: ServiceAccount) -> None:
+        try:
+            self.client.delete_service_account(request={"name": resource.key})
+        except NotFound:
+            pass
+
+
+class Grants(Protocol):
+    def has(self, target: str, role: str, member: str) -> bool | None:
+        """Whether the member holds the role on the target; None when the target does not exist."""
+    def add(self, target: str, role: str, member: str) -> None: ...
+    def remove(self, target: str, role: str, member: str) -> None: ...
+
+
+def _unconditional(policy: Any, role: str) -> Any | None:
+    # Conditional bindings are someone else's intent: never merged into, never edited.
+    for binding in policy.bindings:
+        if binding.role == role and not binding.HasField("condition"):
+            return binding
+    return None
+
+
+class PolicyGrants:
+    """Grants through a google.iam.v1 policy: `get(target)` and `set(target, policy)` of a client."""
+
+    def __init__(self, get: Callable[[str], Any], set: Callable[[str, Any], Any], attempts: int = 6,  # noqa: A002
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._get, self._set, self.attempts, self.sleep = get, set, attempts, sleep
+
+    def has(self, target: str, role: str, member: str) -> bool | None:
+        try:
+            policy = self._get(target)
+        except NotFound:
+            return None
+        binding = _unconditional(policy, role)
+        return binding is not None and member in binding.members
+
+    def add(self, target: str, role: str, member: str) -> None:
+        def add(policy: Any) -> bool:
+            binding = _unconditional(policy, role)
+            if binding is None:
+                policy.bindings.add(role=role, members=[member])
+                return True
+            if member in binding.members:
+                return False
+            binding.members.append(member)
+            return True
+
+        self._modify(target, add)
+
+    def remove(self, target: str, role: str, member: str) -> None:
+        def remove(policy: Any) -> bool:
+            binding = _unconditional(policy, role)
+            if binding is None or member not in binding.members:
+                return False
+            binding.members.remove(member)
+            if not binding.members:
+                policy.bindings.remove(binding)
+            return True
+
+        try:
+            self._modify(target, remove)
+        except NotFound:
+            pass
+
+    def _modify(self, target: str, change: Callable[[Any], bool]) -> None:
+        for attempt in range(self.attempts):
+            policy = self._get(target)
+            if not change(policy):
+                return
+            try:
+                self._set(target, policy)  # carries the etag read above
+                return
+            except (Conflict, PreconditionFailed):  # the etag is stale (409 ABORTED over REST): read again
+                pass
+            except InvalidArgument as exc:
+                # A service account created seconds ago may not be visible to IAM yet.
+                if "does not exist" not in str(exc):
+                    raise
+                if attempt == self.attempts - 1:
+                    raise
+            if attempt == self.attempts - 1:
+                raise InfraError(f"The IAM policy of {target} kept changing while being updated.",
+                                 hint="Run the command again.")
+            self.sleep(min(2.0**attempt, 16.0))
+
+
+def gapic_grants(client: Any, resource: Callable[[str], str] = lambda target: target) -> PolicyGrants:
+    """PolicyGrants for any generated client with get_iam_policy/set_iam_policy (Pub/Sub, Resource Manager,
+    Cloud Run, Artifact Registry, ...). `resource` maps a target to the resource name the client expects."""
+    return PolicyGrants(
+        lambda target: client.get_iam_policy(
+            request={"resource": resource(target), "options": {"requested_policy_version": 3}}),
+        lambda target, policy: client.set_iam_policy(request={"resource": resource(target), "policy": policy}),
+    )
+
+
+class IamMemberProvider:
+    def __init__(self, grants: dict[str, Grants]) -> None:
+        self.grants = grants
+
+    def _for(self, resource: IamMember) -> Grants:
+        try:
+            return self.grants[resource.target_type]
+        except KeyError:
+            raise InfraError(f"No client is set up to manage IAM on {resource.target_type} resources "
+                             f"({resource.key}).") from None
+
+    def read(self, resource: IamMember) -> IamMember | None:
+        held = self._for(resource).has(resource.target, resource.role, resource.member)
+        return resource if held else None
+
+    def create(self, resource: IamMember) -> None:
+        self._for(resource).add(resource.target, resource.role, resource.member)
+
+    def update(self, resource: IamMember, fields: list[str]) -> None:  # every field is part of the identity
+        return None
+
+    def immutable_fields(self, resource: IamMember) -> frozenset[str]:
+        return frozenset()
+
+    def delete(self, resource: IamMember) -> None:
+        self._for(resource).remove(resource.target, resource.role, resource.member)

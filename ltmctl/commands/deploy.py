@@ -1,0 +1,120 @@
+"""`ltmctl deploy`: build and roll out the services on Cloud Run, wire Pub/Sub delivery and IAP access."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+
+def deploy(
+    ctx: typer.Context,
+    which: Annotated[Literal["api", "ingest", "all"], typer.Argument(help="What to deploy.")] = "all",
+    image: Annotated[list[str] | None, typer.Option(
+        "--image", metavar="[COMPONENT=]URI",
+        help="Deploy this image instead of building one: `--image URI` with api or ingest, "
+             "`--image api=URI --image ingest=URI` with all.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Build and roll out even what is unchanged.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Send nothing: run the deploy against an in-process fake of a freshly provisioned, empty "
+                          "project and print the requests it would send. Needs no credentials.")] = False,
+    output: Annotated[Literal["table", "json"], typer.Option("--output", "-o", help="Format on stdout.")] = "table",
+    source: Annotated[Path | None, typer.Option(
+        help="Repository checkout to package (default: the project directory of the config).",
+        file_okay=False, exists=True)] = None,
+) -> None:
+    """Build the images (Cloud Build), roll out the Cloud Run services, point the push subscription at the ingest
+    service (OIDC) and let the configured members through IAP. Unchanged components are skipped.
+
+    Example: ltmctl --env dev deploy all --dry-run --output json
+    """
+    from ltmctl import ui
+    from ltmctl.deploy.deployer import parse_images, select
+    from ltmctl.gcp.provisioning import require_gcp
+
+    resolved = ctx.obj.load()
+    require_gcp(resolved, "deploy")
+    components, images = select(which), parse_images(which, image or [])
+    root = source or resolved.root
+    if dry_run:
+        from ltmctl.deploy.dry_run import plan_requests
+
+        _, requests = plan_requests(resolved, components=components, images=images, force=force, root=root)
+        _show_requests(requests, resolved.env.project, output)
+        return
+    from ltmctl.deploy.clients import DeployClients
+    from ltmctl.deploy.deployer import deploy as run_deploy
+    from ltmctl.deploy.target import target_for
+    from ltmctl.gcp.provisioning import project_number
+
+    with DeployClients.for_env(resolved) as clients:
+        target = target_for(resolved, project_number(resolved, clients))
+        result = run_deploy(target, clients, components=components, images=images, force=force, root=root,
+                            progress=_Progress())
+    _show_result(result, output)
+    ui.err.print("[green]✓[/green] Deployed." if result.changed else
+                 "[green]✓[/green] Everything was already deployed; nothing changed.")
+
+
+class _Progress:
+    def step(self, message: str) -> None:
+        from rich.markup import escape
+
+        from ltmctl import ui
+
+        # soft_wrap: URLs and image names stay whole, so they can be copied from the terminal.
+        ui.err.print(f"  [green]•[/green] {escape(message)}", soft_wrap=True)
+
+    def log(self, component: str, line: str) -> None:
+        from rich.markup import escape
+
+        from ltmctl import ui
+
+        ui.err.print(f"[dim]{component:>6} │[/dim] {escape(line)}", highlight=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def waiting(self, message: str) -> Iterator[None]:
+        from ltmctl import ui
+
+        with ui.err.status(f"{message}…"):
+            yield
+
+
+def _show_result(result: Any, output: str) -> None:
+    from ltmctl import ui
+
+    if output == "json":
+        ui.emit(result.as_dict(), "json")
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("component", "service", "action", "url", "revision")
+    for o in result.components:
+        table.add_row(o.component, o.service, o.action, escape(o.url), o.revision)
+    ui.out.print(table)
+
+
+def _show_requests(requests: list[dict[str, Any]], project: str, output: str) -> None:
+    import json
+    import sys
+
+    from ltmctl import ui
+
+    if output == "json":
+        ui.emit(requests, "json")
+    else:
+        for i, r in enumerate(requests, 1):
+            query = "&".join(f"{k}={v}" for k, v in (r.get("query") or {}).items())
+            mark = "*" if r["mutating"] else " "
+            size = f"  ({r['bytes']} bytes)" if "bytes" in r else ""
+            sys.stdout.write(f"{i:3} {mark} {r['method']:6} {r['path']}{'?' + query if query else ''}{size}\n")
+            if r.get("body") is not None and r["mutating"]:
+                sys.stdout.write("".join(f"          {line}\n" for line in json.dumps(r["body"], indent=2)
+                                         .splitlines()))
+    changes = sum(r["mutating"] for r in requests)
+    ui.err.print(f"Dry run: {len(requests)} requests ({changes} that change something, marked *) that deploy would "
+                 f"send to a freshly provisioned project {project} with nothing deployed; nothing was sent.")

@@ -1,0 +1,88 @@
+"""`ltmctl provision`: create or update the pipeline's Google Cloud resources, showing the plan first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import typer
+
+Output = Annotated[Literal["table", "json"], typer.Option("--output", "-o", help="Format of the plan on stdout.")]
+
+_STYLE = {"create": "green", "update": "yellow", "replace": "red", "delete": "red", "no change": "dim",
+          "keep": "cyan", "absent": "dim"}
+
+
+def provision(
+    ctx: typer.Context,
+    plan_only: Annotated[bool, typer.Option("--plan", help="Show the changes and stop.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    output: Output = "table",
+) -> None:
+    """Plan and apply the pipeline's resources on Google Cloud: APIs, service accounts, least-privilege IAM,
+    Artifact Registry, staging bucket, topics, subscriptions, dataset and table. A second run changes nothing.
+
+    Example: ltmctl --env dev provision --plan
+    """
+    from ltmctl import ui
+    from ltmctl.gcp import provisioning
+    from ltmctl.gcp.clients import GcpClients
+
+    resolved = ctx.obj.load()
+    provisioning.require_gcp(resolved, "provision")
+    with GcpClients.for_env(resolved) as clients:
+        target = provisioning.target(resolved, clients, "provision")
+        with ui.err.status(f"Reading what exists in {target.project}…"):
+            changes = provisioning.plan(target)
+        render_changes(provisioning.change_rows(changes), output)
+        pending = [c for c in changes if c.action != "noop"]
+        if not pending:
+            ui.err.print(f"[green]✓[/green] Everything in {target.project} matches the config; nothing to change.")
+            return
+        if plan_only:
+            ui.err.print(f"{len(pending)} change(s) planned; apply them with `ltmctl --env {resolved.name} "
+                         "provision`.")
+            return
+        confirm(yes, "provision", f"Apply {len(pending)} change(s) to project {target.project}?")
+        provisioning.apply(target, changes, on_change=lambda c: ui.err.print(
+            f"  [green]✓[/green] {c.action} {c.resource.kind} {c.resource.key}"))
+    ui.err.print(f"[bold green]Provisioned[/bold green] {target.project}: {len(pending)} change(s) applied.")
+
+
+def confirm(yes: bool, action: str, question: str) -> None:
+    """Ask on a terminal; without one, refuse unless --yes (a pipeline never hangs on a prompt)."""
+    import sys
+
+    from ltmctl.errors import UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"Refusing to {action} without confirmation, and there is no terminal to ask on.",
+                         hint="Review the plan above, then pass --yes.")
+    typer.confirm(question, abort=True, err=True)
+
+
+def _fields(fields: dict[str, Any]) -> str:
+    def short(value: Any) -> str:
+        text = repr(value) if not isinstance(value, tuple | list) else f"[{len(value)} items]"
+        return text if len(text) <= 40 else text[:37] + "…"
+
+    return ", ".join(f"{name}: {short(v['actual'])} → {short(v['desired'])}" for name, v in fields.items())
+
+
+def render_changes(rows: list[dict[str, Any]], output: str) -> None:
+    """A plan (or destroy plan) on stdout: a table, or JSON with every field's actual and desired value."""
+    from ltmctl import ui
+
+    if output == "json":
+        ui.emit(rows, "json")
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("action", "kind", "resource", "changes")
+    for row in rows:
+        style = _STYLE.get(row["action"], "")
+        table.add_row(f"[{style}]{row['action']}[/{style}]", row["kind"], escape(row["resource"]),
+                      escape(_fields(row["fields"])))
+    ui.out.print(table)

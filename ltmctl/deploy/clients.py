@@ -1,0 +1,40 @@
+"""The clients deploy needs on top of provision's: Cloud Run, Cloud Build, and an authorized HTTP session for IAP.
+
+`ltmctl.gcp.clients.GcpClients` builds every client of provisioning (REST transport, one endpoint or ADC); this
+subclass adds deploy's in the same way, so `for_endpoint` / `from_adc` / `for_env` and `providers()` (which picks
+up `run_services` for IAM on Cloud Run services) work unchanged.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from ltmctl.gcp.clients import GcpClients
+
+IAP_ENDPOINT = "https://iap.googleapis.com"
+
+
+class DeployClients(GcpClients):
+    @cached_property
+    def run_services(self) -> Any:
+        from google.cloud import run_v2
+
+        return self._gapic(run_v2.ServicesClient)
+
+    @cached_property
+    def cloud_build(self) -> Any:
+        from google.cloud.devtools import cloudbuild_v1
+
+        return self._gapic(cloudbuild_v1.CloudBuildClient)
+
+    @cached_property
+    def http(self) -> Any:
+        """For IAP's REST API, which has no client library among ours (google-cloud-iap is not a dependency)."""
+        from google.auth.transport.requests import AuthorizedSession
+
+        return self._keep(AuthorizedSession(self.credentials))
+
+    @property
+    def iap_endpoint(self) -> str:
+        return self.endpoint or IAP_ENDPOINT

@@ -1,0 +1,261 @@
+"""`deploy` as one function: package, build what changed, roll out, then wire access and delivery.
+
+Order (each step only refers to what the steps before it made):
+  1. package each component's source and compare its hash (and its settings' hash) with the labels on the running
+     service: equal and healthy means nothing to do for that component, and no request that changes anything;
+  2. upload and build the images that are missing, all builds at once, streaming their logs;
+  3. create or update the Cloud Run services and wait for their rollouts;
+  4. bind roles/run.invoker on each service (push invoker → ingest, IAP's agent → API), additively;
+  5. point the ingest subscription at the ingest URL (OIDC), or make it a BigQuery subscription;
+  6. let the members in `iap.members` through IAP to the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ltmctl.deploy import build as builds
+from ltmctl.deploy import iap, push
+from ltmctl.deploy import run as runs
+from ltmctl.deploy.package import Package, package
+from ltmctl.deploy.progress import Progress, Quiet
+from ltmctl.deploy.target import COMPONENTS, Target, service_body, spec_hash
+from ltmctl.errors import UsageError
+from ltmctl.gcp.errors import google_errors
+
+# The data path first: events flow as soon as the ingest side is up, whatever happens to the API after.
+ORDER = ("ingest", "api")
+
+
+@dataclass
+class Outcome:
+    component: str
+    service: str
+    action: str  # created | updated | unchanged | bigquery-subscription
+    url: str = ""
+    revision: str = ""
+    image: str = ""
+    source_hash: str = ""
+    build: str = ""
+
+
+@dataclass
+class Result:
+    project: str
+    region: str
+    components: list[Outcome] = field(default_factory=list)
+    access: list[str] = field(default_factory=list)  # what step 4-6 changed, one line each
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.access) or any(o.action in ("created", "updated") for o in self.components)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "region": self.region,
+                "components": [o.__dict__ for o in self.components], "access": self.access}
+
+
+@dataclass
+class _Plan:
+    component: str
+    pkg: Package
+    deployed: runs.Deployed
+    image: str | None  # None: to be built
+    body: dict[str, Any] | None  # None: nothing to roll out
+    build: builds.Build | None = None
+
+
+def select(which: str) -> list[str]:
+    """The components `deploy WHICH` covers, in deploy order."""
+    wanted = ORDER if which == "all" else (which,)
+    return [c for c in ORDER if c in wanted]
+
+
+def parse_images(which: str, values: list[str]) -> dict[str, str]:
+    """`--image` values: `URI` (deploying one component) or `COMPONENT=URI` (any number, any target)."""
+    images: dict[str, str] = {}
+    for value in values:
+        key, sep, uri = value.partition("=")
+        if not (sep and key in COMPONENTS):
+            if which == "all":
+                raise UsageError(f"--image {value!r}: say which component it is for.",
+                                 hint="With `deploy all`, pass `--image api=URI --image ingest=URI`.")
+            key, uri = which, value
+        if not uri:
+            raise UsageError(f"--image {value!r} names no image.")
+        images[key] = uri
+    return images
+
+
+def deploy(target: Target, clients: Any, *, components: list[str], images: dict[str, str] | None = None,
+           force: bool = False, root: Path, progress: Progress | None = None, poll_s: float = 2.0) -> Result:
+    """Deploy `components` ("api", "ingest") of the target; see the module docstring for the order."""
+    progress = progress or Quiet()
+    images = images or {}
+    unknown = set(components) - set(COMPONENTS) or set(images) - set(COMPONENTS)
+    if unknown:
+        raise UsageError(f"Unknown component(s): {', '.join(sorted(unknown))}.", hint="Use api, ingest or all.")
+    result = Result(target.project, target.region)
+    services = [c for c in components if not (c == "ingest" and target.ingest_mode == "bigquery")]
+    if "ingest" in components and "ingest" not in services:
+        progress.step("ingest: pipeline.ingest_mode is bigquery, so no ingest service; the subscription writes "
+                      "to the table")
+    unused = set(images) - set(services)
+    if unused:
+        raise UsageError(f"--image given for {', '.join(sorted(unused))}, which this deploy does not include.",
+                         hint="Name only the components being deployed.")
+
+    plans = [_plan(target, clients, c, images.get(c), force, root) for c in services]
+    todo = [p for p in plans if p.body is not None]
+    for p in plans:
+        if p.body is None:
+            result.components.append(Outcome(p.component, target.components[p.component].service, "unchanged",
+                                             p.deployed.uri, p.deployed.revision, p.deployed.image, p.pkg.digest))
+            progress.step(f"{p.component}: unchanged (source {p.pkg.digest[:12]}), revision {p.deployed.revision}")
+
+    _build(target, clients, [p for p in todo if p.image is None], progress, poll_s)
+    result.components.extend(_roll_out(target, clients, todo, progress))
+    result.components.sort(key=lambda o: ORDER.index(o.component))
+    urls = {o.component: o.url for o in result.components}
+
+    def note(lines: list[str]) -> None:
+        result.access.extend(lines)
+        for line in lines:
+            progress.step(line)
+
+    note(_bind_invokers(target, clients, list(urls)))
+    if "ingest" in components:
+        note(_delivery(target, clients, urls.get("ingest")))
+        if target.ingest_mode == "bigquery":
+            # No service: the subscription itself delivers, into the table.
+            result.components.insert(0, Outcome("ingest", target.gcp.pipeline.subscription, "bigquery-subscription",
+                                                _table(target)))
+    if "api" in urls:
+        with google_errors(target.project, "granting IAP access to the API"):
+            added = iap.grant_access(clients.http, clients.iap_endpoint, target.iap_resource, target.iap_members)
+        note([f"IAP access to {target.components['api'].service} for {m}" for m in added])
+    return result
+
+
+def _plan(target: Target, clients: Any, component: str, image: str | None, force: bool, root: Path) -> _Plan:
+    c = target.components[component]
+    pkg = package(component, root, c.source_dir)
+    with google_errors(target.project, f"reading Cloud Run service {c.service}"):
+        deployed = runs.read(clients.run_services, target.service_name(component))
+    body = service_body(target, component, image or "", pkg.digest)
+    current = (deployed.exists and deployed.ready and deployed.source_hash == pkg.digest
+               and deployed.spec_hash == spec_hash(body) and image in (None, deployed.image))
+    if current and not force:
+        return _Plan(component, pkg, deployed, deployed.image, None)
+    # Settings changed but not the source: the running image is that source's build, so it is reused.
+    if (image is None and not force and deployed.exists and deployed.source_hash == pkg.digest
+            and deployed.image):
+        image = deployed.image
+    return _Plan(component, pkg, deployed, image, body)
+
+
+def _build(target: Target, clients: Any, plans: list[_Plan], progress: Progress, poll_s: float) -> None:
+    if not plans:
+        return
+    with google_errors(target.project, f"uploading sources to gs://{target.staging_bucket}"):
+        for p in plans:
+            if builds.stage(clients.storage, target.staging_bucket, p.pkg):
+                progress.step(f"{p.component}: uploaded source ({len(p.pkg.data) // 1024 + 1} KiB, "
+                              f"{len(p.pkg.files)} files) to gs://{target.staging_bucket}/{p.pkg.object_name}")
+    with google_errors(target.project, "starting Cloud Build"):
+        for p in plans:
+            image = target.image(p.component, p.pkg.digest)
+            request = builds.build_request(target.project, target.region, target.staging_bucket, p.pkg,
+                                           target.components[p.component].source_dir, image)
+            p.build = builds.start(clients.cloud_build, target.project, target.region, p.component, request)
+            p.image = image
+            progress.step(f"{p.component}: building {image} (log: {p.build.log_url})")
+    with google_errors(target.project, "waiting for Cloud Build"), \
+            progress.waiting("Building " + ", ".join(p.component for p in plans)):
+        builds.wait(clients.cloud_build, clients.storage, [p.build for p in plans if p.build], progress, poll_s)
+
+
+def _roll_out(target: Target, clients: Any, plans: list[_Plan], progress: Progress) -> list[Outcome]:
+    if not plans:
+        return []
+    operations = []
+    for p in plans:
+        c = target.components[p.component]
+        body = service_body(target, p.component, p.image or "", p.pkg.digest)
+        with google_errors(target.project, f"{'updating' if p.deployed.exists else 'creating'} Cloud Run "
+                                           f"service {c.service}"):
+            operations.append(runs.start(clients.run_services, target.parent, c.service, body, p.deployed.exists))
+    outcomes = []
+    with progress.waiting("Rolling out " + ", ".join(target.components[p.component].service for p in plans)):
+        for p, operation in zip(plans, operations, strict=True):
+            c = target.components[p.component]
+            with google_errors(target.project, f"rolling out {c.service}"):
+                service = runs.finish(operation, c.service, target.console_url(p.component))
+            revision = service.latest_ready_revision.rsplit("/", 1)[-1]
+            action = "updated" if p.deployed.exists else "created"
+            progress.step(f"{p.component}: {action} {c.service}, revision {revision} serving at {service.uri}")
+            outcomes.append(Outcome(p.component, c.service, action, service.uri, revision, p.image or "",
+                                    p.pkg.digest, p.build.id if p.build else ""))
+    return outcomes
+
+
+def _bind_invokers(target: Target, clients: Any, deployed: list[str]) -> list[str]:
+    """roles/run.invoker for exactly one identity per service, through infra's additive IAM members."""
+    from infra.apply import execute
+    from infra.model import service_bindings
+    from infra.plan import plan
+
+    names = {target.service_name(c): c for c in deployed}
+    members = [m for m in service_bindings(target.gcp) if m.target in names]
+    if not members:
+        return []
+    providers = {"iam.member": clients.providers()["iam.member"]}
+    with google_errors(target.project, "reading who may invoke the Cloud Run services"):
+        changes = plan(members, providers)
+    pending = [c for c in changes if c.action == "create"]
+    if any(c.resource.member == target.gcp.iap_agent for c in pending):
+        with google_errors(target.project, "creating IAP's service agent"):
+            iap.ensure_agent(clients.http, clients.endpoint, target.project)
+    with google_errors(target.project, "granting roles/run.invoker"):
+        execute(pending, providers)
+    return [f"{c.resource.role} on {c.resource.target.rsplit('/', 1)[-1]} for {c.resource.member}" for c in pending]
+
+
+def _table(target: Target) -> str:
+    p = target.gcp.pipeline
+    return f"{p.project}.{p.dataset}.{p.table}"
+
+
+def _delivery(target: Target, clients: Any, ingest_url: str | None) -> list[str]:
+    p = target.gcp.pipeline
+    path = f"projects/{p.project}/subscriptions/{p.subscription}"
+    if target.ingest_mode == "bigquery":
+        return _bigquery_delivery(target, clients, path)
+    if not ingest_url:
+        return []
+    invoker = target.gcp.accounts["invoker"].email
+    with google_errors(target.project, f"pointing {p.subscription} at the ingest service"):
+        changed = push.ensure_push(clients.subscriber, path, ingest_url, invoker)
+    return [f"push subscription {p.subscription} → {ingest_url} (OIDC as {invoker})"] if changed else []
+
+
+def _bigquery_delivery(target: Target, clients: Any, path: str) -> list[str]:
+    from infra.apply import execute
+    from infra.model import ROLE_DATA_EDITOR, IamMember
+    from infra.plan import plan
+
+    p = target.gcp.pipeline
+    # Pub/Sub's own agent writes the rows, so it needs what the ingest service's account had on the dataset.
+    grant = IamMember("bigquery.dataset", f"{p.project}.{p.dataset}", ROLE_DATA_EDITOR, target.gcp.pubsub_agent)
+    providers = {"iam.member": clients.providers()["iam.member"]}
+    lines = []
+    with google_errors(target.project, f"letting Pub/Sub write to dataset {p.dataset}"):
+        changes = [c for c in plan([grant], providers) if c.action == "create"]
+        execute(changes, providers)
+    lines += [f"{ROLE_DATA_EDITOR} on {p.dataset} for {grant.member}" for _ in changes]
+    with google_errors(target.project, f"making {p.subscription} a BigQuery subscription"):
+        if push.ensure_bigquery(clients.subscriber, path, _table(target)):
+            lines.append(f"BigQuery subscription {p.subscription} → {_table(target)}")
+    return lines

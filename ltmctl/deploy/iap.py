@@ -1,0 +1,62 @@
+"""Who may pass IAP to the API: `roles/iap.httpsResourceAccessor` on the Cloud Run service's IAP resource.
+
+With IAP enabled on the Cloud Run service itself, access is the IAM policy of
+`projects/PROJECT_NUMBER/iap_web/cloud_run-REGION/services/SERVICE` in the IAP API v1 (`:getIamPolicy`,
+`:setIamPolicy`). None of our client libraries covers that API, so this goes through an authorized HTTP session;
+errors are raised as google.api_core exceptions so they get the same hints as every other call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ltmctl.deploy.target import ROLE_IAP_ACCESSOR
+
+SERVICE_USAGE_ENDPOINT = "https://serviceusage.googleapis.com"
+
+
+def _post(session: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    from google.api_core.exceptions import from_http_response
+
+    response = session.post(url, json=body, timeout=60)
+    if response.status_code >= 400:
+        raise from_http_response(response)
+    return response.json() if response.content else {}
+
+
+def grant_access(session: Any, endpoint: str, resource: str, members: tuple[str, ...] | list[str],
+                 attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Add the members to the accessor role, leaving every other binding alone; the members added."""
+    from google.api_core.exceptions import Aborted, Conflict
+
+    url = f"{endpoint.rstrip('/')}/v1/{resource}"
+    for attempt in range(attempts):
+        policy = _post(session, url + ":getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
+        bindings = policy.setdefault("bindings", [])
+        # A conditional binding is someone else's intent: never merged into.
+        binding = next((b for b in bindings if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
+        have = set(binding["members"]) if binding else set()
+        missing = [m for m in members if m not in have]
+        if not missing:
+            return []
+        if binding is None:
+            bindings.append({"role": ROLE_IAP_ACCESSOR, "members": missing})
+        else:
+            binding["members"] = [*binding["members"], *missing]
+        try:
+            _post(session, url + ":setIamPolicy", {"policy": policy})  # carries the etag read above
+            return missing
+        except (Aborted, Conflict):  # changed meanwhile: read again
+            if attempt == attempts - 1:
+                raise
+            sleep(min(2.0**attempt, 8.0))
+    return []
+
+
+def ensure_agent(session: Any, endpoint: str | None, project: str) -> None:
+    """Make IAP's service agent exist: it is created on request, not when the API is enabled, and it must exist
+    before it can be granted roles/run.invoker on the API service."""
+    base = (endpoint or SERVICE_USAGE_ENDPOINT).rstrip("/")
+    _post(session, f"{base}/v1beta1/projects/{project}/services/iap.googleapis.com:generateServiceIdentity", {})

@@ -1,0 +1,63 @@
+"""How the ingest subscription delivers: push to the ingest service with an OIDC token (ingest_mode `push`), or
+straight into the table as a BigQuery subscription (ingest_mode `bigquery`).
+
+`provision` creates the subscription with its ack deadline, retry and dead-letter policies; deploy only switches
+its delivery, because the push endpoint (the service URL) exists only once the service does. Both directions are
+one update, so a project can move between the modes: the dead-letter policy stays in place either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ltmctl.errors import BackendError
+
+
+def _read(subscriber: Any, path: str) -> Any:
+    from google.api_core.exceptions import NotFound
+
+    try:
+        return subscriber.get_subscription(subscription=path)
+    except NotFound:
+        raise BackendError(f"The subscription {path} does not exist.",
+                           hint="Create the pipeline's resources first: `ltmctl provision`.") from None
+
+
+def ensure_push(subscriber: Any, path: str, endpoint: str, invoker: str) -> bool:
+    """Push to `endpoint` with an OIDC token of `invoker` whose audience is the endpoint; True if changed."""
+    sub = _read(subscriber, path)
+    push = sub.push_config
+    token = push.oidc_token
+    if (push.push_endpoint == endpoint and token.service_account_email == invoker and token.audience == endpoint
+            and not sub.bigquery_config.table):
+        return False
+    paths = ["push_config"] + (["bigquery_config"] if sub.bigquery_config.table else [])
+    subscriber.update_subscription(request={
+        "subscription": {"name": path, "push_config": {
+            "push_endpoint": endpoint,
+            # Cloud Run checks that the token's audience is its own URL; Pub/Sub signs it as the invoker account.
+            "oidc_token": {"service_account_email": invoker, "audience": endpoint}}},
+        "update_mask": {"paths": paths},
+    })
+    return True
+
+
+def bigquery_config(table: str) -> dict[str, Any]:
+    """Write each message's JSON fields into the table's columns of the same name, plus Pub/Sub's metadata
+    (message_id, publish_time, attributes) into the columns the contract already has for them."""
+    return {"table": table, "use_table_schema": True, "write_metadata": True, "drop_unknown_fields": True}
+
+
+def ensure_bigquery(subscriber: Any, path: str, table: str) -> bool:
+    """Deliver into `table` (PROJECT.DATASET.TABLE) through a BigQuery subscription; True if changed."""
+    sub = _read(subscriber, path)
+    current = sub.bigquery_config
+    wanted = bigquery_config(table)
+    if (all(getattr(current, k) == v for k, v in wanted.items()) and not sub.push_config.push_endpoint):
+        return False
+    paths = ["bigquery_config"] + (["push_config"] if sub.push_config.push_endpoint else [])
+    subscriber.update_subscription(request={
+        "subscription": {"name": path, "bigquery_config": wanted, "push_config": {}},
+        "update_mask": {"paths": paths},
+    })
+    return True

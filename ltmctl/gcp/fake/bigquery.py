@@ -1,0 +1,188 @@
+"""BigQuery API v2: datasets (with their `access` list, BigQuery's dataset-level IAM) and tables."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ltmctl.gcp.fake.server import Api, ApiError, Request, etag, invalid
+
+# BigQuery accepts IAM role names in dataset access entries and answers with the legacy names.
+LEGACY_ROLES = {"roles/bigquery.dataViewer": "READER", "roles/bigquery.dataEditor": "WRITER",
+                "roles/bigquery.dataOwner": "OWNER"}
+
+
+def _millis() -> str:
+    return str(int(time.time() * 1000))
+
+
+class BigQueryApi(Api):
+    service = "bigquery.googleapis.com"
+    title = "BigQuery API"
+    legacy_errors = True
+
+    def __init__(self, fake) -> None:
+        super().__init__(fake)
+        self.datasets: dict[str, dict[str, Any]] = {}  # "project:dataset" -> Dataset JSON
+        self.tables: dict[str, dict[str, Any]] = {}  # "project:dataset.table" -> Table JSON
+
+    def routes(self):
+        d = "/bigquery/v2/projects/{project}/datasets"
+        t = d + "/{dataset}/tables"
+        return [
+            ("GET", d, self.list_datasets),
+            ("POST", d, self.create_dataset),
+            ("GET", d + "/{dataset}", self.get_dataset),
+            ("PATCH", d + "/{dataset}", self.patch_dataset),
+            ("PUT", d + "/{dataset}", self.patch_dataset),
+            ("DELETE", d + "/{dataset}", self.delete_dataset),
+            ("GET", t, self.list_tables),
+            ("POST", t, self.create_table),
+            ("GET", t + "/{table}", self.get_table),
+            ("PATCH", t + "/{table}", self.patch_table),
+            ("PUT", t + "/{table}", self.patch_table),
+            ("DELETE", t + "/{table}", self.delete_table),
+        ]
+
+    # --- datasets ----------------------------------------------------------------------------------------------
+
+    def _dataset(self, project: str, dataset: str) -> dict[str, Any]:
+        key = f"{self.fake.project_id(project)}:{dataset}"
+        if key not in self.datasets:
+            raise ApiError(404, "NOT_FOUND", f"Not found: Dataset {key}", reason="notFound")
+        return self.datasets[key]
+
+    @staticmethod
+    def _access(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "role": LEGACY_ROLES.get(e.get("role", ""), e.get("role"))} if "role" in e else e
+                for e in entries]
+
+    def list_datasets(self, req: Request, project: str):
+        pid = self.fake.project_id(project)
+        return {"kind": "bigquery#datasetList",
+                "datasets": [{"kind": "bigquery#dataset", "id": k, "datasetReference": d["datasetReference"],
+                              "location": d["location"]} for k, d in self.datasets.items()
+                             if k.startswith(pid + ":")]}
+
+    def create_dataset(self, req: Request, project: str):
+        pid = self.fake.project_id(project)
+        body = dict(req.body or {})
+        ref = body.get("datasetReference") or {}
+        dataset_id = ref.get("datasetId")
+        if not dataset_id:
+            raise invalid("Required parameter is missing: datasetReference.datasetId")
+        key = f"{pid}:{dataset_id}"
+        if key in self.datasets:
+            raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Dataset {key}", reason="duplicate")
+        owner = self.fake.owner.split(":", 1)[1]
+        # Without an explicit `access`, BigQuery grants the project's basic roles and the creator.
+        access = body.get("access") or [
+            {"role": "WRITER", "specialGroup": "projectWriters"}, {"role": "OWNER", "specialGroup": "projectOwners"},
+            {"role": "OWNER", "userByEmail": owner}, {"role": "READER", "specialGroup": "projectReaders"}]
+        now = _millis()
+        self.datasets[key] = {
+            **body, "kind": "bigquery#dataset", "id": key,
+            "datasetReference": {"projectId": pid, "datasetId": dataset_id},
+            "location": body.get("location") or "US", "access": self._access(access),
+            "etag": etag(self.fake.next_id()), "creationTime": now, "lastModifiedTime": now,
+            "selfLink": f"{self.fake.endpoint}/bigquery/v2/projects/{pid}/datasets/{dataset_id}", "type": "DEFAULT",
+        }
+        return self.datasets[key]
+
+    def get_dataset(self, req: Request, project: str, dataset: str):
+        return self._dataset(project, dataset)
+
+    def patch_dataset(self, req: Request, project: str, dataset: str):
+        current = self._dataset(project, dataset)
+        wanted = req.headers.get("If-Match")
+        if wanted and wanted != current["etag"]:
+            raise ApiError(412, "FAILED_PRECONDITION", "Precondition check failed.", reason="conditionNotMet")
+        for key, value in (req.body or {}).items():
+            if key in ("datasetReference", "id", "kind", "etag", "location"):
+                if key == "location" and value not in (None, current["location"]):
+                    raise invalid("Cannot change dataset location.")
+                continue
+            if key == "access":
+                # Like IAM, BigQuery refuses new entries for service accounts that do not exist.
+                for entry in self._access(value or []):
+                    email = entry.get("userByEmail", "")
+                    if (entry not in current.get("access", []) and email.endswith(".gserviceaccount.com")
+                            and not self.fake.member_exists(f"serviceAccount:{email}")):
+                        raise invalid(f"IAM setPolicy failed for Dataset {current['id']}: Service account {email} "
+                                      "does not exist.")
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = self._access(value) if key == "access" else value
+        current["etag"] = etag(self.fake.next_id())
+        current["lastModifiedTime"] = _millis()
+        return current
+
+    def delete_dataset(self, req: Request, project: str, dataset: str):
+        current = self._dataset(project, dataset)
+        prefix = current["id"] + "."
+        tables = [k for k in self.tables if k.startswith(prefix)]
+        if tables and req.query.get("deleteContents") != "true":
+            raise ApiError(400, "FAILED_PRECONDITION", f"Dataset {current['id']} is still in use",
+                           reason="resourceInUse")
+        for key in tables:
+            del self.tables[key]
+        del self.datasets[current["id"]]
+        return 204, {}
+
+    # --- tables ------------------------------------------------------------------------------------------------
+
+    def _table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
+        ds = self._dataset(project, dataset)
+        key = f"{ds['id']}.{table}"
+        if key not in self.tables:
+            raise ApiError(404, "NOT_FOUND", f"Not found: Table {key}", reason="notFound")
+        return self.tables[key]
+
+    def list_tables(self, req: Request, project: str, dataset: str):
+        ds = self._dataset(project, dataset)
+        return {"kind": "bigquery#tableList",
+                "tables": [{"kind": "bigquery#table", "id": k, "tableReference": t["tableReference"],
+                            "type": t["type"]} for k, t in self.tables.items() if k.startswith(ds["id"] + ".")]}
+
+    def create_table(self, req: Request, project: str, dataset: str):
+        ds = self._dataset(project, dataset)
+        body = dict(req.body or {})
+        table_id = (body.get("tableReference") or {}).get("tableId")
+        if not table_id:
+            raise invalid("Required parameter is missing: tableReference.tableId")
+        key = f"{ds['id']}.{table_id}"
+        if key in self.tables:
+            raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Table {key}", reason="duplicate")
+        now = _millis()
+        ref = {**ds["datasetReference"], "tableId": table_id}
+        self.tables[key] = {**body, "kind": "bigquery#table", "id": key, "tableReference": ref, "type": "TABLE",
+                            "location": ds["location"], "etag": etag(self.fake.next_id()), "numRows": "0",
+                            "numBytes": "0", "creationTime": now, "lastModifiedTime": now}
+        return self.tables[key]
+
+    def get_table(self, req: Request, project: str, dataset: str, table: str):
+        return self._table(project, dataset, table)
+
+    def patch_table(self, req: Request, project: str, dataset: str, table: str):
+        current = self._table(project, dataset, table)
+        wanted = req.headers.get("If-Match")
+        if wanted and wanted != current["etag"]:
+            raise ApiError(412, "FAILED_PRECONDITION", "Precondition check failed.", reason="conditionNotMet")
+        for key, value in (req.body or {}).items():
+            if key == "timePartitioning" and value != current.get("timePartitioning"):
+                raise invalid("Cannot change partitioning spec for a partitioned table.")
+            if key in ("tableReference", "id", "kind", "etag", "timePartitioning"):
+                continue
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        current["etag"] = etag(self.fake.next_id())
+        current["lastModifiedTime"] = _millis()
+        return current
+
+    def delete_table(self, req: Request, project: str, dataset: str, table: str):
+        current = self._table(project, dataset, table)
+        del self.tables[current["id"]]
+        return 204, {}

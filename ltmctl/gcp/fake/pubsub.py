@@ -1,0 +1,175 @@
+"""Pub/Sub API v1 (REST): topics, subscriptions, and the IAM policy of each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ltmctl.gcp.fake.server import Api, PolicyStore, Request, already_exists, invalid, not_found
+
+_SNAKE = {"ack_deadline_seconds": "ackDeadlineSeconds", "push_config": "pushConfig",
+          "dead_letter_policy": "deadLetterPolicy", "retry_policy": "retryPolicy",
+          "message_retention_duration": "messageRetentionDuration", "bigquery_config": "bigqueryConfig",
+          "expiration_policy": "expirationPolicy", "message_storage_policy": "messageStoragePolicy"}
+
+
+def _mask(value: Any) -> list[str]:
+    paths = value.get("paths", []) if isinstance(value, dict) else str(value or "").split(",")
+    return [_SNAKE.get(p.strip(), p.strip()) for p in paths if p.strip()]
+
+
+class PubSubApi(Api):
+    service = "pubsub.googleapis.com"
+    title = "Cloud Pub/Sub API"
+
+    def __init__(self, fake) -> None:
+        super().__init__(fake)
+        self.topics: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.policies = PolicyStore(fake)
+
+    def routes(self):
+        t = "/v1/projects/{project}/topics"
+        s = "/v1/projects/{project}/subscriptions"
+        return [
+            ("GET", t, self.list_topics),
+            ("PUT", t + "/{topic}", self.create_topic),
+            ("GET", t + "/{topic}", self.get_topic),
+            ("PATCH", t + "/{topic}", self.update_topic),
+            ("DELETE", t + "/{topic}", self.delete_topic),
+            ("GET", t + "/{topic}/subscriptions", self.topic_subscriptions),
+            ("GET", t + "/{topic}:getIamPolicy", self.get_topic_policy),
+            ("POST", t + "/{topic}:setIamPolicy", self.set_topic_policy),
+            ("GET", s, self.list_subscriptions),
+            ("PUT", s + "/{sub}", self.create_subscription),
+            ("GET", s + "/{sub}", self.get_subscription),
+            ("PATCH", s + "/{sub}", self.update_subscription),
+            ("DELETE", s + "/{sub}", self.delete_subscription),
+            ("POST", s + "/{sub}:modifyPushConfig", self.modify_push_config),
+            ("GET", s + "/{sub}:getIamPolicy", self.get_subscription_policy),
+            ("POST", s + "/{sub}:setIamPolicy", self.set_subscription_policy),
+        ]
+
+    # --- topics ----------------------------------------------------------------------------------------------
+
+    def _topic(self, project: str, topic: str) -> str:
+        name = f"projects/{self.fake.project_id(project)}/topics/{topic}"
+        if name not in self.topics:
+            raise not_found(topic)
+        return name
+
+    def list_topics(self, req: Request, project: str):
+        prefix = f"projects/{self.fake.project_id(project)}/topics/"
+        return {"topics": [t for n, t in sorted(self.topics.items()) if n.startswith(prefix)]}
+
+    def create_topic(self, req: Request, project: str, topic: str):
+        name = f"projects/{self.fake.project_id(project)}/topics/{topic}"
+        if name in self.topics:
+            raise already_exists(name)
+        self.topics[name] = {**(req.body or {}), "name": name, "state": "ACTIVE"}
+        return self.topics[name]
+
+    def get_topic(self, req: Request, project: str, topic: str):
+        return self.topics[self._topic(project, topic)]
+
+    def update_topic(self, req: Request, project: str, topic: str):
+        name = self._topic(project, topic)
+        body = req.body or {}
+        given = body.get("topic") or {}
+        for key in _mask(body.get("updateMask")):
+            if key in given:
+                self.topics[name][key] = given[key]
+            else:
+                self.topics[name].pop(key, None)
+        return self.topics[name]
+
+    def delete_topic(self, req: Request, project: str, topic: str):
+        name = self._topic(project, topic)
+        del self.topics[name]
+        self.policies.drop(name)
+        for sub in self.subscriptions.values():
+            if sub["topic"] == name:
+                sub["topic"] = "_deleted-topic_"
+        return {}
+
+    def topic_subscriptions(self, req: Request, project: str, topic: str):
+        name = self._topic(project, topic)
+        return {"subscriptions": sorted(n for n, s in self.subscriptions.items() if s["topic"] == name)}
+
+    def get_topic_policy(self, req: Request, project: str, topic: str):
+        return self.policies.get(self._topic(project, topic))
+
+    def set_topic_policy(self, req: Request, project: str, topic: str):
+        return self.policies.set(self._topic(project, topic), (req.body or {}).get("policy", {}))
+
+    # --- subscriptions ---------------------------------------------------------------------------------------
+
+    def _sub(self, project: str, sub: str) -> str:
+        name = f"projects/{self.fake.project_id(project)}/subscriptions/{sub}"
+        if name not in self.subscriptions:
+            raise not_found(sub)
+        return name
+
+    def _check_topics(self, body: dict[str, Any]) -> None:
+        for ref in (body.get("topic"), (body.get("deadLetterPolicy") or {}).get("deadLetterTopic")):
+            if ref and ref not in self.topics:
+                raise not_found(ref.rsplit("/", 1)[-1])
+
+    def list_subscriptions(self, req: Request, project: str):
+        prefix = f"projects/{self.fake.project_id(project)}/subscriptions/"
+        return {"subscriptions": [s for n, s in sorted(self.subscriptions.items()) if n.startswith(prefix)]}
+
+    def create_subscription(self, req: Request, project: str, sub: str):
+        name = f"projects/{self.fake.project_id(project)}/subscriptions/{sub}"
+        if name in self.subscriptions:
+            raise already_exists(name)
+        body = dict(req.body or {})
+        if not body.get("topic"):
+            raise invalid("topic is required.")
+        self._check_topics(body)
+        # Defaults as Pub/Sub fills them in; a retry policy is only present when one was given.
+        self.subscriptions[name] = {
+            "ackDeadlineSeconds": 10, "messageRetentionDuration": "604800s",
+            "expirationPolicy": {"ttl": "2678400s"}, "pushConfig": {},
+            **body, "name": name, "state": "ACTIVE",
+        }
+        return self.subscriptions[name]
+
+    def get_subscription(self, req: Request, project: str, sub: str):
+        return self.subscriptions[self._sub(project, sub)]
+
+    def update_subscription(self, req: Request, project: str, sub: str):
+        name = self._sub(project, sub)
+        body = req.body or {}
+        given = body.get("subscription") or {}
+        paths = _mask(body.get("updateMask"))
+        if not paths:
+            raise invalid("update_mask must name at least one field.")
+        self._check_topics({k: v for k, v in given.items() if k == "deadLetterPolicy"})
+        current = self.subscriptions[name]
+        for key in paths:
+            if key in ("name", "topic"):
+                raise invalid(f"Field {key} cannot be updated.")
+            if given.get(key) not in (None, {}):
+                current[key] = given[key]
+            elif key == "pushConfig":
+                current[key] = {}
+            else:
+                current.pop(key, None)
+        return current
+
+    def delete_subscription(self, req: Request, project: str, sub: str):
+        name = self._sub(project, sub)
+        del self.subscriptions[name]
+        self.policies.drop(name)
+        return {}
+
+    def modify_push_config(self, req: Request, project: str, sub: str):
+        name = self._sub(project, sub)
+        self.subscriptions[name]["pushConfig"] = (req.body or {}).get("pushConfig") or {}
+        return {}
+
+    def get_subscription_policy(self, req: Request, project: str, sub: str):
+        return self.policies.get(self._sub(project, sub))
+
+    def set_subscription_policy(self, req: Request, project: str, sub: str):
+        return self.policies.set(self._sub(project, sub), (req.body or {}).get("policy", {}))

@@ -1,0 +1,145 @@
+"""provision / status / destroy on Google Cloud as functions over infra: derive the desired resources from the
+config, plan against what exists, apply or delete in dependency order. No typer or rich here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ltmctl.config import Resolved
+from ltmctl.errors import UsageError
+from ltmctl.gcp.errors import google_errors
+
+_VERBS = {"read": "reading", "create": "creating", "create_many": "creating", "update": "updating",
+          "delete": "deleting"}
+
+
+def require_gcp(resolved: Resolved, command: str) -> None:
+    if resolved.env.backend != "gcp":
+        raise UsageError(
+            f"`ltmctl {command}` works on a Google Cloud environment; {resolved.name!r} is a local one.",
+            hint="Choose a gcp environment with --env NAME (create one with `ltmctl init --project P --region R`). "
+                 "The local stack is provisioned by `ltmctl local up`.")
+
+
+class _Annotated:
+    """A provider whose calls turn Google errors into hints that name the resource being handled."""
+
+    def __init__(self, provider: Any, project: str) -> None:
+        self._provider, self._project = provider, project
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._provider, name)
+        if name not in _VERBS:
+            return attr
+
+        def call(subject: Any, *args: Any) -> Any:
+            items = subject if isinstance(subject, list) else [subject]
+            doing = f"{_VERBS[name]} " + ", ".join(f"{r.kind} {r.key}" for r in items)
+            with google_errors(self._project, doing):
+                return attr(subject, *args)
+
+        return call
+
+
+@dataclass
+class Target:
+    """One gcp environment's desired state, and the providers that read and change it."""
+
+    resolved: Resolved
+    clients: Any  # ltmctl.gcp.clients.GcpClients
+    spec: Any  # infra.model.GcpSpec
+    resources: list[Any]
+    providers: dict[str, Any]
+
+    @property
+    def project(self) -> str:
+        return self.resolved.env.project
+
+
+def project_number(resolved: Resolved, clients: Any) -> int:
+    if resolved.env.gcp.project_number:
+        return resolved.env.gcp.project_number
+    with google_errors(resolved.env.project, f"reading project {resolved.env.project}"):
+        project = clients.projects.get_project(name=f"projects/{resolved.env.project}")
+    return int(project.name.split("/")[-1])
+
+
+def target(resolved: Resolved, clients: Any, command: str) -> Target:
+    from infra.model import gcp_desired
+    from ltmctl import pipeline
+
+    require_gcp(resolved, command)
+    spec = pipeline.gcp_spec(resolved, project_number(resolved, clients))
+    providers = {kind: _Annotated(p, resolved.env.project) for kind, p in clients.providers().items()}
+    return Target(resolved, clients, spec, gcp_desired(spec), providers)
+
+
+def _absent_when_disabled(enabled: set[str]) -> Callable[[Any], bool]:
+    from infra.model import api_of
+
+    # Reading a resource of a disabled API fails; such a resource cannot exist yet, so it is planned as a create.
+    return lambda resource: (api := api_of(resource)) is not None and api not in enabled
+
+
+def plan(t: Target) -> list[Any]:
+    """APIs first (their state decides what can be read), then everything else."""
+    from infra.model import ApiService
+    from infra.plan import plan as infra_plan
+
+    apis = [r for r in t.resources if isinstance(r, ApiService)]
+    rest = [r for r in t.resources if not isinstance(r, ApiService)]
+    api_changes = infra_plan(apis, t.providers)
+    enabled = {c.resource.name for c in api_changes if c.action == "noop"} | {"serviceusage.googleapis.com"}
+    return api_changes + infra_plan(rest, t.providers, _absent_when_disabled(enabled))
+
+
+def apply(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None) -> list[Any]:
+    from infra.apply import execute
+
+    with google_errors(t.project):
+        return execute(changes, t.providers, on_change)
+
+
+def enabled_apis(clients: Any, project: str, apis: list[str] | tuple[str, ...]) -> set[str]:
+    """The subset of `apis` enabled on the project, in one request."""
+    with google_errors(project, "reading which APIs are enabled"):
+        response = clients.service_usage.batch_get_services(request={
+            "parent": f"projects/{project}", "names": [f"projects/{project}/services/{a}" for a in apis]})
+    return {s.config.name or s.name.rsplit("/", 1)[-1] for s in response.services
+            if getattr(s.state, "name", s.state) == "ENABLED"}
+
+
+def destroy_plan(t: Target, delete_data: bool) -> list[Any]:
+    from infra.destroy import plan_destroy
+    from infra.model import ApiService, Dataset, Table
+
+    def keep(resource: Any) -> bool:
+        return isinstance(resource, ApiService) or (not delete_data and isinstance(resource, Dataset | Table))
+
+    enabled = enabled_apis(t.clients, t.project, t.spec.apis) | {"serviceusage.googleapis.com"}
+    return plan_destroy(t.resources, t.providers, keep, _absent_when_disabled(enabled))
+
+
+def destroy(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None) -> list[Any]:
+    from infra.destroy import execute_destroy
+
+    with google_errors(t.project):
+        return execute_destroy(changes, t.providers, on_change)
+
+
+STATES = {"noop": "ok", "create": "missing", "update": "drifted", "replace": "drifted"}
+
+
+def status_rows(changes: list[Any]) -> list[dict[str, Any]]:
+    """One row per resource: exists and matches (ok), missing, or drifted with the fields that differ."""
+    return [{"kind": c.resource.kind, "resource": c.resource.key, "state": STATES[c.action],
+             "drift": {f: {"actual": a, "desired": d} for f, (a, d) in c.diffs.items()}} for c in changes]
+
+
+def change_rows(changes: list[Any]) -> list[dict[str, Any]]:
+    """A plan as rows: action, kind, resource, and for updates the fields with actual → desired."""
+    labels = {"noop": "no change"}
+    return [{"action": labels.get(c.action, c.action), "kind": c.resource.kind, "resource": c.resource.key,
+             "fields": {f: {"actual": a, "desired": d} for f, (a, d) in c.diffs.items()}} for c in changes]

@@ -1,0 +1,54 @@
+"""Reading the fake's state back as plain facts for assertions."""
+
+from __future__ import annotations
+
+from ltmctl.gcp.fake import FakeGcp
+from ltmctl.gcp.fake.bigquery import BigQueryApi
+from ltmctl.gcp.fake.pubsub import PubSubApi
+from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
+
+PROJECT = "my-project-id"
+NUMBER = "123456789012"
+API_SA = f"serviceAccount:ltm-api@{PROJECT}.iam.gserviceaccount.com"
+INGEST_SA = f"serviceAccount:ltm-ingest@{PROJECT}.iam.gserviceaccount.com"
+INVOKER_SA = f"serviceAccount:ltm-push-invoker@{PROJECT}.iam.gserviceaccount.com"
+PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+DLQ_TOPIC = f"projects/{PROJECT}/topics/ltm-events-dlq"
+INGEST_SUB = f"projects/{PROJECT}/subscriptions/ltm-events-ingest"
+DATASET = f"{PROJECT}:ltm"
+
+# Exactly what provision grants, and nothing else (dataset roles in BigQuery's legacy names).
+EXPECTED_GRANTS = {
+    (f"dataset {DATASET}", "READER", API_SA),
+    (f"project {PROJECT}", "roles/bigquery.jobUser", API_SA),
+    (f"dataset {DATASET}", "WRITER", INGEST_SA),
+    (DLQ_TOPIC, "roles/pubsub.publisher", INGEST_SA),
+    (DLQ_TOPIC, "roles/pubsub.publisher", PUBSUB_AGENT),
+    (INGEST_SUB, "roles/pubsub.subscriber", PUBSUB_AGENT),
+}
+
+
+def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
+    """Every (resource, role, member) in every policy and dataset access list the fake holds."""
+    out: set[tuple[str, str, str]] = set()
+    rm = fake.api(ResourceManagerApi)
+    for project, policy in rm.policies.policies.items():
+        out |= {(f"project {project}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for resource, policy in fake.api(PubSubApi).policies.policies.items():
+        out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for key, ds in fake.api(BigQueryApi).datasets.items():
+        for entry in ds.get("access", []):
+            email = entry.get("userByEmail") or entry.get("groupByEmail")
+            if email:
+                kind = "serviceAccount" if email.endswith(".gserviceaccount.com") else (
+                    "user" if "userByEmail" in entry else "group")
+                out.add((f"dataset {key}", entry["role"], f"{kind}:{email}"))
+            else:
+                out.add((f"dataset {key}", entry["role"], entry.get("specialGroup") or entry.get("iamMember")))
+    return out
+
+
+def ours(grant_set: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Grants to the pipeline's identities (its accounts and Google's service agents)."""
+    members = {API_SA, INGEST_SA, INVOKER_SA, PUBSUB_AGENT}
+    return {g for g in grant_set if g[2] in members or "gcp-sa-" in g[2]}

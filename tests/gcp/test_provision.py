@@ -1,0 +1,169 @@
+"""`ltmctl provision` with the real client libraries against the fake control plane: what is sent, in which
+order, and that a second run sends nothing that changes anything."""
+
+from __future__ import annotations
+
+import json
+
+from infra.model import REQUIRED_APIS
+from ltmctl.gcp.fake.bigquery import BigQueryApi
+from ltmctl.gcp.fake.iam import IamApi
+from ltmctl.gcp.fake.pubsub import PubSubApi
+from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
+from tests.gcp.support import (
+    DLQ_TOPIC,
+    EXPECTED_GRANTS,
+    INGEST_SUB,
+    INVOKER_SA,
+    PROJECT,
+    grants,
+    ours,
+)
+
+
+def _first(fake, method, path):
+    """Index of the first recorded request with this method whose path matches."""
+    return next(i for i, r in enumerate(fake.requests) if r.method == method and __import__("re").search(path, r.path))
+
+
+def test_provision_on_an_empty_project_creates_everything_in_dependency_order(fake, ltmctl):
+    result = ltmctl("provision", "--yes")
+    assert result.exit_code == 0, result.output
+
+    # APIs: one batch with every required API that was off (Resource Manager is on in a new project).
+    enables = fake.find("POST", r"services:batchEnable$")
+    assert len(enables) == 1
+    assert set(enables[0].body["serviceIds"]) == set(REQUIRED_APIS) - {"cloudresourcemanager.googleapis.com"}
+
+    # Identities, with what they are for.
+    created = {r.body["accountId"]: r.body["serviceAccount"] for r in fake.find("POST", r"/serviceAccounts$")}
+    assert set(created) == {"ltm-api", "ltm-ingest", "ltm-push-invoker"}
+    assert all(sa["displayName"] and sa["description"] for sa in created.values())
+
+    # Artifact Registry: a Docker repository in the region.
+    (repo,) = fake.find("POST", r"/locations/us-central1/repositories$")
+    assert repo.query["repositoryId"] == "ltm"
+    assert repo.body["format"] in (1, "DOCKER")
+
+    # Staging bucket: in the region, uniform access, old sources deleted by a lifecycle rule.
+    (bucket,) = fake.find("POST", r"^/storage/v1/b$")
+    assert bucket.body["name"] == f"{PROJECT}-ltm-sources"
+    assert bucket.body["location"] == "us-central1"
+    assert bucket.body["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"] is True
+    assert bucket.body["lifecycle"]["rule"] == [{"action": {"type": "Delete"}, "condition": {"age": 30}}]
+
+    # The pipeline: topics, subscriptions with dead-lettering and retries, the partitioned, clustered table.
+    subs = {r.path.rsplit("/", 1)[-1]: r.body for r in fake.find("PUT", r"/subscriptions/")}
+    ingest = subs["ltm-events-ingest"]
+    assert ingest["deadLetterPolicy"] == {"deadLetterTopic": DLQ_TOPIC, "maxDeliveryAttempts": 5}
+    assert ingest["retryPolicy"] == {"minimumBackoff": "1s", "maximumBackoff": "5s"}
+    assert subs["ltm-events-dlq-keep"]["messageRetentionDuration"] == "604800s"
+    (table,) = fake.find("POST", r"/datasets/ltm/tables$")
+    assert table.body["timePartitioning"] == {"type": "DAY", "field": "event_time"}
+    assert table.body["clustering"] == {"fields": ["action_id", "user_email", "app_id"]}
+
+    # Dependency order: APIs, then accounts, then the resources, then IAM on them.
+    order = [
+        _first(fake, "POST", r"services:batchEnable$"),
+        _first(fake, "POST", r"/serviceAccounts$"),
+        _first(fake, "PUT", r"/topics/ltm-events$"),
+        _first(fake, "PUT", r"/topics/ltm-events-dlq$"),
+        _first(fake, "POST", r"/datasets$"),
+        _first(fake, "POST", r"/tables$"),
+        _first(fake, "PUT", r"/subscriptions/ltm-events-ingest$"),
+    ]
+    assert order == sorted(order)
+    last_create = max(i for i, r in enumerate(fake.requests) if r.mutating and "IamPolicy" not in r.path
+                      and r.method != "PATCH")
+    first_grant = min(i for i, r in enumerate(fake.requests)
+                      if r.path.endswith(":setIamPolicy") or (r.method == "PATCH" and "/datasets/" in r.path))
+    assert first_grant > last_create
+
+
+def test_provision_grants_exactly_the_listed_roles_and_keeps_everyone_elses(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    held = grants(fake)
+    assert ours(held) == EXPECTED_GRANTS
+    # Nothing broad, anywhere: no basic roles, no project-level data roles, nothing for the invoker yet.
+    assert not any(role in ("roles/owner", "roles/editor", "roles/viewer") for _, role, m in ours(held))
+    assert not any(r.startswith("project") and "data" in role for r, role, _ in ours(held))
+    assert not any(m == INVOKER_SA for *_, m in held)
+    # What was there before stays: the project owner, the dataset's default access.
+    assert (f"project {PROJECT}", "roles/owner", "user:owner@example.com") in held
+    assert (f"dataset {PROJECT}:ltm", "OWNER", "projectOwners") in held
+    # Every policy write carried the etag it read (read-modify-write, never a blind overwrite).
+    writes = fake.find("POST", r":setIamPolicy$")
+    assert writes and all(w.body["policy"].get("etag") for w in writes)
+    assert all(r.headers.get("If-Match") for r in fake.find("PATCH", r"/datasets/ltm$"))
+
+
+def test_second_provision_sends_no_mutating_request(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    fake.clear_requests()
+    result = ltmctl("provision", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "nothing to change" in result.output
+    assert fake.requests  # it did read
+    assert fake.mutating_requests() == []
+    assert not fake.find(None, r":setIamPolicy$")
+
+
+def test_plan_shows_creates_then_no_change(fake, ltmctl):
+    result = ltmctl("provision", "--plan", "--output", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    # Everything is to be created, but Resource Manager's API, which a new project has on.
+    assert [r["resource"] for r in rows if r["action"] != "create"] == [
+        f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
+    assert len(rows) == 11 + 3 + 2 + 6 + 6  # APIs, accounts, repository + bucket, pipeline, grants
+    assert fake.mutating_requests() == []
+
+    table = ltmctl("provision", "--plan")
+    assert "create" in table.stdout and "iam.service_account" in table.stdout
+
+    assert ltmctl("provision", "--yes").exit_code == 0
+    fake.clear_requests()
+    rows = json.loads(ltmctl("provision", "--plan", "--output", "json").stdout)
+    assert {r["action"] for r in rows} == {"no change"}
+    assert fake.mutating_requests() == []
+
+
+def test_plan_shows_the_fields_an_update_changes(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    fake.api(PubSubApi).subscriptions[INGEST_SUB]["ackDeadlineSeconds"] = 99
+    fake.api(IamApi).accounts[f"ltm-api@{PROJECT}.iam.gserviceaccount.com"]["displayName"] = "renamed"
+    rows = json.loads(ltmctl("provision", "--plan", "--output", "json").stdout)
+    updates = {r["resource"]: r["fields"] for r in rows if r["action"] == "update"}
+    assert updates[INGEST_SUB] == {"ack_deadline_s": {"actual": 99, "desired": 20}}
+    sa_key = f"projects/{PROJECT}/serviceAccounts/ltm-api@{PROJECT}.iam.gserviceaccount.com"
+    assert updates[sa_key] == {"display_name": {"actual": "renamed", "desired": "LTM API runtime"}}
+
+    assert ltmctl("provision", "--yes").exit_code == 0
+    (patch,) = fake.find("PATCH", r"/subscriptions/ltm-events-ingest$")
+    assert patch.body["updateMask"] == "ackDeadlineSeconds"
+    assert fake.find("PATCH", r"/serviceAccounts/ltm-api@")[0].body["updateMask"] == "displayName"
+
+
+def test_applying_without_a_terminal_needs_yes(fake, ltmctl):
+    result = ltmctl("provision")
+    assert result.exit_code == 2
+    assert "--yes" in result.output
+    assert fake.mutating_requests() == []
+
+
+def test_a_local_environment_is_a_usage_error(fake, ltmctl):
+    for command in (["provision", "--plan"], ["status"], ["destroy", "--yes"]):
+        result = ltmctl(*command, env="local")
+        assert result.exit_code == 2, result.output
+        assert "ltmctl local up" in result.output
+    assert fake.requests == []
+
+
+def test_pending_operations_are_waited_on(fake, ltmctl):
+    fake.lro_polls = 1  # every operation answers done=false once
+    result = ltmctl("provision", "--yes")
+    assert result.exit_code == 0, result.output
+    polls = [r for r in fake.requests if r.method == "GET" and "/operations/" in r.path]
+    assert len(polls) >= 2  # the batch enable and the repository creation
+    assert fake.api(ResourceManagerApi).policies.policies  # and provisioning went on to the end
+    assert fake.api(BigQueryApi).tables
