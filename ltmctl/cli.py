@@ -20,6 +20,7 @@ from ltmctl.commands import init as init_cmd
 from ltmctl.commands import local as local_cmd
 from ltmctl.commands import logs as logs_cmd
 from ltmctl.commands import metrics as metrics_cmd
+from ltmctl.commands import monitoring as monitoring_cmd
 from ltmctl.commands import provision as provision_cmd
 from ltmctl.commands import publish as publish_cmd
 from ltmctl.commands import query as query_cmd
@@ -79,6 +80,7 @@ app.command("status")(status_cmd.status)
 app.command("destroy")(destroy_cmd.destroy)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
+app.add_typer(monitoring_cmd.app, name="monitoring")
 
 
 def _version(value: bool) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -13,12 +14,14 @@ COLOURS = {"DEBUG": "dim", "INFO": "white", "NOTICE": "cyan", "WARNING": "yellow
 def logs(
     ctx: typer.Context,
     service: Annotated[str, typer.Argument(help="api, ingest or all.")] = "all",
-    since: Annotated[str | None, typer.Option(help="Only entries newer than 30m, 1h, 2d or an RFC 3339 time.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only entries newer than 30m, 1h, 2d or an RFC 3339 time [local: all; gcp: 1h].")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries.")] = False,
     severity: Annotated[str | None, typer.Option(help="Minimum severity: INFO, WARNING, ERROR, ...")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json (one object per line).")] = "text",
 ) -> None:
-    """Show the logs of the API and the ingest function.
+    """Show the logs of the API and the ingest function: from Cloud Logging in a gcp environment (--follow polls
+    every few seconds), from .ltm/<env>/logs/ on the local stack.
 
     Example: ltmctl logs api --since 10m --severity WARNING --follow
     """
@@ -27,8 +30,6 @@ def logs(
     from rich.markup import escape
 
     from ltmctl import logs_local, ui
-    from ltmctl.errors import UsageError
-    from ltmctl.local.stack import running_state
 
     if service not in ("api", "ingest", "all"):
         raise typer.BadParameter("must be api, ingest or all", param_hint="SERVICE")
@@ -36,17 +37,12 @@ def logs(
     if level is not None and level not in logs_local.SEVERITIES:
         raise typer.BadParameter(f"must be one of {', '.join(logs_local.SEVERITIES)}", param_hint="--severity")
     resolved = ctx.obj.load()
-    if resolved.env.backend != "local":
-        raise UsageError("Logs from Cloud Logging are not available yet; this build reads the local stack.",
-                         hint="Use --env local, or `gcloud logging read` for a gcp environment.")
-    state = running_state(resolved)
-    log_dir = next(iter(state.pieces.values())).log.rsplit("/", 1)[0]
-    from pathlib import Path
-
-    paths = logs_local.files(Path(log_dir), service)
-    start = logs_local.parse_since(since) if since else None
+    if resolved.env.backend == "local":
+        entries = _local(resolved, service, since, follow, level)
+    else:
+        entries = _gcp(resolved, service, since, follow, level)
     try:
-        for entry in logs_local.read(paths, since=start, min_severity=level, follow=follow):
+        for entry in entries:
             if output == "json":
                 typer.echo(json.dumps(entry.as_dict(), default=str))
             else:
@@ -54,3 +50,37 @@ def logs(
                 ui.out.print(f"[{colour}]{escape(logs_local.format_entry(entry))}[/]", highlight=False)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _local(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
+    from pathlib import Path
+
+    from ltmctl import logs_local
+    from ltmctl.local.stack import running_state
+
+    state = running_state(resolved)
+    log_dir = next(iter(state.pieces.values())).log.rsplit("/", 1)[0]
+    paths = logs_local.files(Path(log_dir), service)
+    start = logs_local.parse_since(since) if since else None
+    return logs_local.read(paths, since=start, min_severity=level, follow=follow)
+
+
+def _gcp(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
+    from ltmctl import logs_gcp, logs_local
+    from ltmctl.errors import UsageError
+    from ltmctl.gcp.clients import GcpClients
+    from ltmctl.gcp.errors import google_errors
+
+    names = logs_gcp.services(resolved, service)
+    if not names:
+        raise UsageError(f"{resolved.name!r} has no {service} service: with ingest_mode bigquery, Pub/Sub writes to "
+                         "BigQuery itself.", hint="Use `ltmctl logs api`.")
+    start = logs_local.parse_since(since or "1h")
+    project = resolved.env.project
+    with GcpClients.for_env(resolved) as clients, google_errors(project, "reading logs from Cloud Logging"):
+        from google.cloud import logging as cloud_logging
+
+        options = {"api_endpoint": clients.endpoint} if clients.endpoint else None
+        client = cloud_logging.Client(project=project, credentials=clients.credentials, _use_grpc=False,
+                                      client_options=options)
+        yield from logs_gcp.read(client, project, names, since=start, min_severity=level, follow=follow)

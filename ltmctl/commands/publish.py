@@ -49,7 +49,7 @@ def publish(
     stream = None if file is None else (sys.stdin if str(file) == "-" else _open(file))
     items = publishing.items_for(count=count, stream=stream, seed=seed, source=source, validator=EventValidator())
     with ui.progress("Publishing", total=count) as advance:
-        summary = publishing.publish_to_env(resolved, items, attributes=_attributes(attr or []),
+        summary = publishing.publish_to_env(resolved, items, expected=count, attributes=_attributes(attr or []),
                                             ordering_key=ordering_key, rate=rate, allow_invalid=allow_invalid,
                                             on_progress=lambda ok, failed: advance(ok + failed))
     for position, problems in summary.invalid:

@@ -30,7 +30,11 @@ def builtin_apis() -> list[type[Api]]:
     from ltmctl.gcp.fake.cloudbuild import CloudBuildApi
     from ltmctl.gcp.fake.iap import IapApi, ServiceIdentityApi
 
+    # Operations: metrics, alert policies and dashboards; log entries.
+    from ltmctl.gcp.fake.logging import LoggingApi
+    from ltmctl.gcp.fake.monitoring import MonitoringApi
     from ltmctl.gcp.fake.run import CloudRunApi
     from ltmctl.gcp.fake.storage_objects import StorageObjectsApi
 
-    return [*apis, StorageObjectsApi, CloudRunApi, CloudBuildApi, IapApi, ServiceIdentityApi]
+    return [*apis, StorageObjectsApi, CloudRunApi, CloudBuildApi, IapApi, ServiceIdentityApi, MonitoringApi,
+            LoggingApi]
