@@ -113,7 +113,8 @@ class IamMember:
     checked); deleting removes only that member. Bindings of other members and roles are never touched.
     `target_type` selects how the policy is read and written (see `infra.providers.iam`): "project"
     (target: project id), "pubsub.topic" / "pubsub.subscription" (target: full resource name),
-    "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "run.service" (target: full name).
+    "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "run.service" (target: full name),
+    "storage.bucket" (target: bucket name), "artifactregistry.repository" (target: full name).
     """
 
     target_type: str
@@ -232,6 +233,10 @@ ROLE_DATA_EDITOR = "roles/bigquery.dataEditor"  # dataset-level
 ROLE_PUBLISHER = "roles/pubsub.publisher"
 ROLE_SUBSCRIBER = "roles/pubsub.subscriber"
 ROLE_RUN_INVOKER = "roles/run.invoker"
+# The builder reads staged sources and writes (and, as the log grows, rewrites) its build log in the staging
+# bucket: objectAdmin on that bucket only. Builds log to Cloud Storage alone (GCS_ONLY), so no logging role.
+ROLE_OBJECT_ADMIN = "roles/storage.objectAdmin"  # bucket-level
+ROLE_REGISTRY_WRITER = "roles/artifactregistry.writer"  # repository-level: push images
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,7 @@ class GcpSpec:
     api_account: str = "ltm-api"
     ingest_account: str = "ltm-ingest"
     invoker_account: str = "ltm-push-invoker"
+    builder_account: str = "ltm-builder"
     artifact_repository: str = "ltm"
     api_service: str = "ltm-api"
     ingest_service: str = "ltm-ingest"
@@ -267,6 +273,9 @@ class GcpSpec:
                                    "Runs the LTM ingest service: writes events, publishes dead letters."),
             "invoker": self.account(self.invoker_account, "LTM push invoker",
                                     "Identity of Pub/Sub push (OIDC) to the LTM ingest service."),
+            "builder": self.account(self.builder_account, "LTM image builder",
+                                    "Runs the LTM Cloud Build builds: reads staged sources, writes build logs, "
+                                    "pushes images."),
         }
 
     @property
@@ -279,6 +288,10 @@ class GcpSpec:
 
     def service_name(self, service: str) -> str:
         return f"projects/{self.project}/locations/{self.region}/services/{service}"
+
+    @property
+    def repository_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/repositories/{self.artifact_repository}"
 
 
 def gcp_desired(spec: GcpSpec) -> list[Resource]:
@@ -304,6 +317,10 @@ def gcp_desired(spec: GcpSpec) -> list[Resource]:
         # acknowledge (subscribe to) the source subscription.
         IamMember("pubsub.topic", dlq_topic, ROLE_PUBLISHER, spec.pubsub_agent),
         IamMember("pubsub.subscription", ingest_sub, ROLE_SUBSCRIBER, spec.pubsub_agent),
+        # Cloud Build runs as the builder: sources and logs in the staging bucket, images into the repository.
+        IamMember("storage.bucket", spec.staging_bucket, ROLE_OBJECT_ADMIN, accounts["builder"].member),
+        IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER,
+                  accounts["builder"].member),
     ]
 
 

@@ -114,6 +114,7 @@ class ServiceAccounts(_Strict):
     api: AccountId = "ltm-api"
     ingest: AccountId = "ltm-ingest"
     push_invoker: AccountId = "ltm-push-invoker"
+    builder: AccountId = "ltm-builder"  # Cloud Build runs deploy's image builds as this account
 
 
 class GcpSettings(_Strict):
@@ -218,6 +219,19 @@ def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None)
         raise ConfigError(f"{path}: environment {name!r} is not defined (defined: {known}).",
                           hint="Choose one with --env NAME, or add it under `environments:`.")
     return Resolved(name=name, env=config.environments[name], pipeline=config.pipeline, path=path, root=root)
+
+
+def key_line(path: Path, key: tuple[str, ...]) -> int:
+    """The line of `key` (e.g. ("pipeline", "ingest_mode")) in the config file, or of its nearest parent; 1 if
+    none is written there (the value is a default)."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        if node is not None:
+            _index_lines(node, (), lines, path)
+    except (OSError, yaml.YAMLError, ConfigError):
+        return 1
+    return next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), 1)
 
 
 def parse(text: str, path: Path) -> Config:

@@ -26,13 +26,15 @@ def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_r
     from infra.providers.bigquery import DatasetAccessGrants
     from infra.providers.iam import IamMemberProvider, ServiceAccountProvider, gapic_grants
     from infra.providers.serviceusage import ApiServiceProvider
-    from infra.providers.storage import BucketProvider
+    from infra.providers.storage import BucketIamGrants, BucketProvider
 
     grants: dict[str, Any] = {
         "project": gapic_grants(projects, lambda project: f"projects/{project}"),
         "pubsub.topic": gapic_grants(publisher),
         "pubsub.subscription": gapic_grants(subscriber),
         "bigquery.dataset": DatasetAccessGrants(bigquery),
+        "storage.bucket": BucketIamGrants(storage),
+        "artifactregistry.repository": gapic_grants(artifact_registry),
     }
     if run_services is not None:
         grants["run.service"] = gapic_grants(run_services)

@@ -33,10 +33,11 @@ def deploy(
     """
     from ltmctl import ui
     from ltmctl.deploy.deployer import parse_images, select
-    from ltmctl.gcp.provisioning import require_gcp
+    from ltmctl.gcp.provisioning import require_gcp, require_supported_ingest_mode
 
     resolved = ctx.obj.load()
     require_gcp(resolved, "deploy")
+    require_supported_ingest_mode(resolved)
     components, images = select(which), parse_images(which, image or [])
     root = source or resolved.root
     if dry_run:

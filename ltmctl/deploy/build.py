@@ -1,8 +1,11 @@
 """Stage a source archive in the staging bucket and build its image with Cloud Build, streaming status and log.
 
-Builds write their log to the staging bucket (`logs_bucket` + `GCS_ONLY`): the person deploying can read it there
-(they just uploaded to that bucket), which is not true of Cloud Build's default, Google-owned logs bucket. The log
-is read back while the build runs, so its lines appear as they are written.
+Builds run as the builder service account provision made (`service_account`), never as Cloud Build's default
+one, which has no roles in new projects. With a user-specified account Cloud Build refuses its default logs bucket:
+the build must name a logs bucket or log to Cloud Logging only. Builds write their log to the staging bucket
+(`logs_bucket` + `GCS_ONLY`): the builder may write there (objectAdmin on that bucket) and the person deploying can
+read it there (they just uploaded to that bucket). The log is read back while the build runs, so its lines appear
+as they are written.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ def stage(storage: Any, bucket: str, pkg: Package) -> bool:
 
 
 def build_request(project: str, region: str, bucket: str, pkg: Package, service_dir: str,
-                  image: str) -> dict[str, Any]:
-    """A cloudbuild_v1.Build (as a mapping): one docker build from the unpacked repository layout, one push."""
+                  image: str, builder: str) -> dict[str, Any]:
+    """A cloudbuild_v1.Build (as a mapping): one docker build from the unpacked repository layout, one push, run
+    as the `builder` service account (an email)."""
     return {
         "source": {"storage_source": {"bucket": bucket, "object_": pkg.object_name}},
         "steps": [{
@@ -68,6 +72,8 @@ def build_request(project: str, region: str, bucket: str, pkg: Package, service_
             "env": ["DOCKER_BUILDKIT=1"],
         }],
         "images": [image],
+        "service_account": f"projects/{project}/serviceAccounts/{builder}",
+        # Required with a user-specified account: logs go to this bucket only, never Cloud Logging.
         "logs_bucket": f"gs://{bucket}/{LOG_PREFIX}",
         "options": {"logging": "GCS_ONLY"},
         "tags": ["ltmctl", pkg.component],

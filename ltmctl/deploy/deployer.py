@@ -168,7 +168,7 @@ def _build(target: Target, clients: Any, plans: list[_Plan], progress: Progress,
         for p in plans:
             image = target.image(p.component, p.pkg.digest)
             request = builds.build_request(target.project, target.region, target.staging_bucket, p.pkg,
-                                           target.components[p.component].source_dir, image)
+                                           target.components[p.component].source_dir, image, target.builder)
             p.build = builds.start(clients.cloud_build, target.project, target.region, p.component, request)
             p.image = image
             progress.step(f"{p.component}: building {image} (log: {p.build.log_url})")

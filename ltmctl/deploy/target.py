@@ -40,6 +40,7 @@ class Target:
     region: str
     staging_bucket: str
     registry: str  # REGION-docker.pkg.dev/PROJECT/REPOSITORY
+    builder: str  # email of the service account Cloud Build runs deploy's builds as
     ingest_mode: str  # "push" | "bigquery"
     iap_members: tuple[str, ...]
     components: dict[str, Component]
@@ -99,7 +100,8 @@ def target_for(resolved: Any, project_number: int) -> Target:
              ("LTM_DLQ_TOPIC", p.dead_letter_topic)),
         max_instances=env.ingest.max_instances, concurrency=env.ingest.concurrency, internal_only=True)
     return Target(project, project_number, region, env.staging_bucket,
-                  f"{region}-docker.pkg.dev/{project}/{env.gcp.artifact_repository}", p.ingest_mode,
+                  f"{region}-docker.pkg.dev/{project}/{env.gcp.artifact_repository}", accounts["builder"].email,
+                  p.ingest_mode,
                   tuple(env.iap.members), {"api": api, "ingest": ingest}, gcp)
 
 

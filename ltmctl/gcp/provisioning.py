@@ -23,6 +23,49 @@ def require_gcp(resolved: Resolved, command: str) -> None:
                  "The local stack is provisioned by `ltmctl local up`.")
 
 
+# What a Pub/Sub BigQuery subscription with write_metadata fills besides the message's own fields: the metadata
+# columns (attributes too; `data` only without use_table_schema). It needs a column for each.
+BIGQUERY_SUBSCRIPTION_METADATA = ("subscription_name", "message_id", "publish_time", "attributes")
+
+
+def bigquery_mode_gaps(table: tuple[dict, ...] | list[dict], event_schema: dict) -> tuple[list[str], list[str]]:
+    """Why the table cannot receive from a BigQuery subscription: (REQUIRED columns that neither every event nor
+    the subscription's metadata fills, metadata columns the table lacks)."""
+    columns = {c["name"]: c for c in table}
+    filled = set(event_schema.get("required", [])) | set(BIGQUERY_SUBSCRIPTION_METADATA)
+    unfilled = [n for n, c in columns.items() if c.get("mode") == "REQUIRED" and n not in filled
+                and "defaultValueExpression" not in c]
+    missing = [n for n in BIGQUERY_SUBSCRIPTION_METADATA if n not in columns]
+    return unfilled, missing
+
+
+def require_supported_ingest_mode(resolved: Resolved) -> None:
+    """`pipeline.ingest_mode: bigquery` is refused while the contract's table cannot receive from a BigQuery
+    subscription (exit 3, naming the file, line and key)."""
+    from ingest_fn.contract import event_schema, table_schema
+    from ltmctl.config import key_line
+    from ltmctl.errors import ConfigError
+
+    if resolved.pipeline.ingest_mode != "bigquery":
+        return
+    unfilled, missing = bigquery_mode_gaps(table_schema(), event_schema())
+    if not unfilled and not missing:
+        return
+    reasons = []
+    if unfilled:
+        reasons.append(f"the REQUIRED column(s) {', '.join(unfilled)} would stay empty (a BigQuery subscription "
+                       "writes only the message's fields and its metadata; event_id is optional in the contract and "
+                       "ingest_time is set by the ingest function)")
+    if missing:
+        reasons.append(f"write_metadata needs the column(s) {', '.join(missing)}, which the table does not have")
+    line = key_line(resolved.path, ("pipeline", "ingest_mode"))
+    raise ConfigError(
+        f"{resolved.path}:{line}: pipeline.ingest_mode: bigquery cannot write to the events table of "
+        f"config/contract/events_table.json: {'; and '.join(reasons)}. Pub/Sub would refuse the subscription or "
+        "dead-letter the messages.",
+        hint="Use `ingest_mode: push` (the default), which delivers through the ingest function.")
+
+
 class _Annotated:
     """A provider whose calls turn Google errors into hints that name the resource being handled."""
 
@@ -68,9 +111,10 @@ def project_number(resolved: Resolved, clients: Any) -> int:
 
 def target(resolved: Resolved, clients: Any, command: str) -> Target:
     from infra.model import gcp_desired
-    from ltmctl import pipeline
 
     require_gcp(resolved, command)
+    from ltmctl import pipeline
+
     spec = pipeline.gcp_spec(resolved, project_number(resolved, clients))
     providers = {kind: _Annotated(p, resolved.env.project) for kind, p in clients.providers().items()}
     return Target(resolved, clients, spec, gcp_desired(spec), providers)

@@ -5,8 +5,9 @@ from __future__ import annotations
 # The roles a deployer needs on the project for init, provision, deploy, status and destroy (README).
 DEPLOYER_ROLES = {
     "roles/serviceusage.serviceUsageAdmin": "enable the APIs (init --enable-apis, provision)",
-    "roles/iam.serviceAccountAdmin": "create the runtime and push-invoker service accounts",
-    "roles/iam.serviceAccountUser": "deploy Cloud Run services that run as those accounts",
+    "roles/iam.serviceAccountAdmin": "create the runtime, push-invoker and builder service accounts",
+    "roles/iam.serviceAccountUser": "deploy Cloud Run services that run as those accounts, and builds that run as "
+                                    "the builder",
     "roles/resourcemanager.projectIamAdmin": "grant the project-level role (bigquery.jobUser) to the API account",
     "roles/pubsub.admin": "topics, subscriptions and their IAM policies",
     "roles/bigquery.dataOwner": "the dataset, the table and the dataset's access list",

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from ltmctl.gcp.fake import FakeGcp
+from ltmctl.gcp.fake.artifactregistry import ArtifactRegistryApi
 from ltmctl.gcp.fake.bigquery import BigQueryApi
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
+from ltmctl.gcp.fake.storage import StorageApi
 
 PROJECT = "my-project-id"
 NUMBER = "123456789012"
 API_SA = f"serviceAccount:ltm-api@{PROJECT}.iam.gserviceaccount.com"
 INGEST_SA = f"serviceAccount:ltm-ingest@{PROJECT}.iam.gserviceaccount.com"
 INVOKER_SA = f"serviceAccount:ltm-push-invoker@{PROJECT}.iam.gserviceaccount.com"
+BUILDER_SA = f"serviceAccount:ltm-builder@{PROJECT}.iam.gserviceaccount.com"
 PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 DLQ_TOPIC = f"projects/{PROJECT}/topics/ltm-events-dlq"
 INGEST_SUB = f"projects/{PROJECT}/subscriptions/ltm-events-ingest"
 DATASET = f"{PROJECT}:ltm"
+STAGING_BUCKET = f"{PROJECT}-ltm-sources"
+REPOSITORY = f"projects/{PROJECT}/locations/us-central1/repositories/ltm"
 
 # Exactly what provision grants, and nothing else (dataset roles in BigQuery's legacy names).
 EXPECTED_GRANTS = {
@@ -25,6 +30,8 @@ EXPECTED_GRANTS = {
     (DLQ_TOPIC, "roles/pubsub.publisher", INGEST_SA),
     (DLQ_TOPIC, "roles/pubsub.publisher", PUBSUB_AGENT),
     (INGEST_SUB, "roles/pubsub.subscriber", PUBSUB_AGENT),
+    (f"bucket {STAGING_BUCKET}", "roles/storage.objectAdmin", BUILDER_SA),
+    (REPOSITORY, "roles/artifactregistry.writer", BUILDER_SA),
 }
 
 
@@ -36,6 +43,10 @@ def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
         out |= {(f"project {project}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for resource, policy in fake.api(PubSubApi).policies.policies.items():
         out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for resource, policy in fake.api(ArtifactRegistryApi).policies.policies.items():
+        out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for bucket, policy in fake.api(StorageApi).policies.policies.items():
+        out |= {(f"bucket {bucket}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for key, ds in fake.api(BigQueryApi).datasets.items():
         for entry in ds.get("access", []):
             email = entry.get("userByEmail") or entry.get("groupByEmail")
@@ -50,5 +61,5 @@ def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
 
 def ours(grant_set: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """Grants to the pipeline's identities (its accounts and Google's service agents)."""
-    members = {API_SA, INGEST_SA, INVOKER_SA, PUBSUB_AGENT}
+    members = {API_SA, INGEST_SA, INVOKER_SA, BUILDER_SA, PUBSUB_AGENT}
     return {g for g in grant_set if g[2] in members or "gcp-sa-" in g[2]}

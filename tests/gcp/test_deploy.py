@@ -22,7 +22,7 @@ from tests.gcp.deploy_support import (
     provisioned,
     run_policies,
 )
-from tests.gcp.support import INGEST_SUB, INVOKER_SA, NUMBER, PROJECT
+from tests.gcp.support import BUILDER_SA, INGEST_SUB, INVOKER_SA, NUMBER, PROJECT, STAGING_BUCKET
 
 ACCESSOR = "roles/iap.httpsResourceAccessor"
 
@@ -73,6 +73,12 @@ def test_first_deploy_creates_everything_in_dependency_order(fake, resolved, cli
         assert image.startswith(f"{REGION}-docker.pkg.dev/{PROJECT}/ltm/ltm-{component}:src-")
         assert builds[component]["images"] == [image]
         assert builds[component]["source"]["storageSource"]["object"].startswith(f"sources/{component}-")
+        # Run as the builder account provision made, never Cloud Build's default one; with such an account the
+        # build must say where its log goes: the staging bucket only, where deploy reads it back.
+        assert builds[component]["serviceAccount"] == (
+            f"projects/{PROJECT}/serviceAccounts/{BUILDER_SA.split(':', 1)[1]}")
+        assert builds[component]["logsBucket"] == f"gs://{STAGING_BUCKET}/cloudbuild-logs"
+        assert builds[component]["options"]["logging"] in ("GCS_ONLY", 2)
 
     # The API: IAP on, 2Gi, 1 CPU, at least one instance, port 8000, its own account, the Cloud Run IAP audience.
     api = _created(fake, "ltm-api")
@@ -202,3 +208,19 @@ def test_build_log_lines_stream_while_the_build_runs(fake, resolved, clients):
     assert "FETCHSOURCE" in lines and lines[-1] == "DONE"
     assert any("build -f api_service/Dockerfile" in line for line in lines)
     assert any("building" in s for s in progress.steps) and any("success" in s for s in progress.steps)
+
+
+def test_a_build_as_a_service_account_without_a_logs_choice_is_refused_as_google_does(fake, resolved, clients,
+                                                                                     config_path):
+    from google.api_core.exceptions import BadRequest, InvalidArgument
+
+    from ltmctl.deploy import build as builds
+    from ltmctl.deploy.package import package
+    from ltmctl.deploy.target import target_for
+
+    target = target_for(resolved, int(NUMBER))
+    pkg = package("api", config_path.parent.parent, "api_service")
+    request = builds.build_request(PROJECT, REGION, STAGING_BUCKET, pkg, "api_service", "img", target.builder)
+    del request["logs_bucket"], request["options"]
+    with pytest.raises((BadRequest, InvalidArgument), match="logs_bucket"):
+        builds.start(clients.cloud_build, PROJECT, REGION, "api", request)

@@ -16,7 +16,7 @@ from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.run import CloudRunApi
 from tests.conftest import make_project
 from tests.gcp.conftest import Ltmctl
-from tests.gcp.deploy_support import DEPLOY_CONFIG, copy_sources, project_dir
+from tests.gcp.deploy_support import DEPLOY_CONFIG, copy_sources, deploy, project_dir, provisioned
 from tests.gcp.support import INGEST_SUB, NUMBER, PROJECT, PUBSUB_AGENT
 
 
@@ -106,30 +106,51 @@ def test_deploy_refuses_a_local_environment(ltmctl):
     assert "local" in result.stderr
 
 
-def test_bigquery_mode_makes_a_bigquery_subscription_and_no_ingest_service(fake, tmp_path, monkeypatch):
+def test_bigquery_mode_is_refused_naming_the_file_the_key_and_the_columns(fake, tmp_path, monkeypatch):
     text = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
-    ltmctl = Ltmctl(project_dir(tmp_path, fake.endpoint, monkeypatch, text))
-    assert ltmctl("provision", "--yes").exit_code == 0
-    fake.clear_requests()
+    path = project_dir(tmp_path, fake.endpoint, monkeypatch, text)
+    line = text.splitlines().index("  ingest_mode: bigquery") + 1
+    ltmctl = Ltmctl(path)
+    for command in (["provision", "--yes"], ["provision", "--plan"], ["deploy"], ["deploy", "--dry-run"]):
+        result = ltmctl(*command)
+        assert result.exit_code == 3, (command, result.output)
+        message = "".join(result.stderr.split())  # the panel wraps lines anywhere
+        assert f"{path}:{line}:pipeline.ingest_mode:bigquery" in message
+        for column in ("event_id", "ingest_time", "subscription_name"):
+            assert column in message
+        assert "`ingest_mode:push`" in message
+    assert fake.requests == []
 
-    result = ltmctl("deploy")
 
-    assert result.exit_code == 0, result.output
-    assert [s.rsplit("/", 1)[-1] for s in fake.api(CloudRunApi).services] == ["ltm-api"]
-    sub = fake.api(PubSubApi).subscriptions[INGEST_SUB]
-    assert sub["bigqueryConfig"] == {"table": f"{PROJECT}.ltm.events", "useTableSchema": True,
-                                     "writeMetadata": True, "dropUnknownFields": True}
-    assert sub["pushConfig"] == {}
-    assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 5  # schema mismatches still dead-letter
-    from ltmctl.gcp.fake.bigquery import BigQueryApi
+def _bigquery_mode(fake, tmp_path, monkeypatch):
+    from ltmctl import config
 
-    access = fake.api(BigQueryApi).datasets[f"{PROJECT}:ltm"]["access"]
-    # Pub/Sub's agent writes the rows now (WRITER is BigQuery's name for dataEditor).
-    assert {"role": "WRITER", "userByEmail": PUBSUB_AGENT.split(":", 1)[1]} in access
-    # Once set up, nothing more to do.
-    fake.clear_requests()
-    assert ltmctl("deploy").exit_code == 0
-    assert fake.mutating_requests() == []
+    text = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
+    return config.load(project_dir(tmp_path, fake.endpoint, monkeypatch, text), "dev")
+
+
+def test_the_deployer_s_bigquery_mode_makes_a_bigquery_subscription_and_no_ingest_service(fake, tmp_path,
+                                                                                          monkeypatch):
+    # The commands refuse this mode while the table cannot receive from such a subscription (test above); the
+    # deployer's side of it is kept working for when it can.
+    resolved = _bigquery_mode(fake, tmp_path, monkeypatch)
+    with provisioned(fake, resolved) as clients:
+        deploy(resolved, clients)
+        assert [s.rsplit("/", 1)[-1] for s in fake.api(CloudRunApi).services] == ["ltm-api"]
+        sub = fake.api(PubSubApi).subscriptions[INGEST_SUB]
+        assert sub["bigqueryConfig"] == {"table": f"{PROJECT}.ltm.events", "useTableSchema": True,
+                                         "writeMetadata": True, "dropUnknownFields": True}
+        assert sub["pushConfig"] == {}
+        assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 5  # schema mismatches still dead-letter
+        from ltmctl.gcp.fake.bigquery import BigQueryApi
+
+        access = fake.api(BigQueryApi).datasets[f"{PROJECT}:ltm"]["access"]
+        # Pub/Sub's agent writes the rows now (WRITER is BigQuery's name for dataEditor).
+        assert {"role": "WRITER", "userByEmail": PUBSUB_AGENT.split(":", 1)[1]} in access
+        # Once set up, nothing more to do.
+        fake.clear_requests()
+        deploy(resolved, clients)
+        assert fake.mutating_requests() == []
 
 
 def test_dry_run_needs_no_credentials_and_prints_the_planned_requests(tmp_path):
@@ -165,16 +186,16 @@ def test_dry_run_needs_no_credentials_and_prints_the_planned_requests(tmp_path):
 
 
 def test_switching_back_from_bigquery_to_push_delivers_to_the_ingest_service(fake, tmp_path, monkeypatch):
-    bigquery = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
-    path = project_dir(tmp_path, fake.endpoint, monkeypatch, bigquery)
-    ltmctl = Ltmctl(path)
-    assert ltmctl("provision", "--yes").exit_code == 0
-    assert ltmctl("deploy").exit_code == 0
+    from ltmctl import config
 
-    path.write_text(DEPLOY_CONFIG)
-    result = ltmctl("deploy")
+    resolved = _bigquery_mode(fake, tmp_path, monkeypatch)
+    with provisioned(fake, resolved) as clients:
+        deploy(resolved, clients)
+    resolved.path.write_text(DEPLOY_CONFIG)
+    result = Ltmctl(resolved.path)("deploy")
 
     assert result.exit_code == 0, result.output
+    assert config.load(resolved.path, "dev").pipeline.ingest_mode == "push"
     sub = fake.api(PubSubApi).subscriptions[INGEST_SUB]
     assert "bigqueryConfig" not in sub
     ingest = fake.api(CloudRunApi).services[f"projects/{PROJECT}/locations/us-central1/services/ltm-ingest"]

@@ -15,7 +15,10 @@ from tests.gcp.support import (
     EXPECTED_GRANTS,
     INGEST_SUB,
     INVOKER_SA,
+    NUMBER,
     PROJECT,
+    REPOSITORY,
+    STAGING_BUCKET,
     grants,
     ours,
 )
@@ -37,7 +40,7 @@ def test_provision_on_an_empty_project_creates_everything_in_dependency_order(fa
 
     # Identities, with what they are for.
     created = {r.body["accountId"]: r.body["serviceAccount"] for r in fake.find("POST", r"/serviceAccounts$")}
-    assert set(created) == {"ltm-api", "ltm-ingest", "ltm-push-invoker"}
+    assert set(created) == {"ltm-api", "ltm-ingest", "ltm-push-invoker", "ltm-builder"}
     assert all(sa["displayName"] and sa["description"] for sa in created.values())
 
     # Artifact Registry: a Docker repository in the region.
@@ -73,10 +76,13 @@ def test_provision_on_an_empty_project_creates_everything_in_dependency_order(fa
         _first(fake, "PUT", r"/subscriptions/ltm-events-ingest$"),
     ]
     assert order == sorted(order)
-    last_create = max(i for i, r in enumerate(fake.requests) if r.mutating and "IamPolicy" not in r.path
+    def is_grant(r) -> bool:  # a policy write, a bucket's (PUT .../iam) or a dataset's access list (PATCH)
+        return (r.path.endswith(":setIamPolicy") or (r.method == "PUT" and r.path.endswith("/iam"))
+                or (r.method == "PATCH" and "/datasets/" in r.path))
+
+    last_create = max(i for i, r in enumerate(fake.requests) if r.mutating and not is_grant(r)
                       and r.method != "PATCH")
-    first_grant = min(i for i, r in enumerate(fake.requests)
-                      if r.path.endswith(":setIamPolicy") or (r.method == "PATCH" and "/datasets/" in r.path))
+    first_grant = min(i for i, r in enumerate(fake.requests) if is_grant(r))
     assert first_grant > last_create
 
 
@@ -94,7 +100,23 @@ def test_provision_grants_exactly_the_listed_roles_and_keeps_everyone_elses(fake
     # Every policy write carried the etag it read (read-modify-write, never a blind overwrite).
     writes = fake.find("POST", r":setIamPolicy$")
     assert writes and all(w.body["policy"].get("etag") for w in writes)
+    bucket_writes = fake.find("PUT", r"^/storage/v1/b/[^/]+/iam$")
+    assert bucket_writes and all(w.body.get("etag") for w in bucket_writes)
     assert all(r.headers.get("If-Match") for r in fake.find("PATCH", r"/datasets/ltm$"))
+
+
+def test_the_builder_account_is_configurable_and_only_builds_need_it(fake, ltmctl, config_path):
+    from ltmctl import config
+    from ltmctl.deploy.target import target_for
+    from tests.conftest import TEST_CONFIG
+
+    config_path.write_text(TEST_CONFIG + "    gcp: {service_accounts: {builder: ci-image-builder}}\n")
+    assert ltmctl("provision", "--yes").exit_code == 0
+    builder = f"serviceAccount:ci-image-builder@{PROJECT}.iam.gserviceaccount.com"
+    # Objects of the staging bucket (sources in, build log out) and pushes to the repository: nothing else.
+    assert {(r, role) for r, role, m in grants(fake) if m == builder} == {
+        (f"bucket {STAGING_BUCKET}", "roles/storage.objectAdmin"), (REPOSITORY, "roles/artifactregistry.writer")}
+    assert target_for(config.load(config_path, "dev"), int(NUMBER)).builder == builder.split(":", 1)[1]
 
 
 def test_second_provision_sends_no_mutating_request(fake, ltmctl):
@@ -106,6 +128,7 @@ def test_second_provision_sends_no_mutating_request(fake, ltmctl):
     assert fake.requests  # it did read
     assert fake.mutating_requests() == []
     assert not fake.find(None, r":setIamPolicy$")
+    assert not fake.find("PUT", r"/iam$")
 
 
 def test_plan_shows_creates_then_no_change(fake, ltmctl):
@@ -115,7 +138,7 @@ def test_plan_shows_creates_then_no_change(fake, ltmctl):
     # Everything is to be created, but Resource Manager's API, which a new project has on.
     assert [r["resource"] for r in rows if r["action"] != "create"] == [
         f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
-    assert len(rows) == 11 + 3 + 2 + 6 + 6  # APIs, accounts, repository + bucket, pipeline, grants
+    assert len(rows) == 11 + 4 + 2 + 6 + 8  # APIs, accounts, repository + bucket, pipeline, grants
     assert fake.mutating_requests() == []
 
     table = ltmctl("provision", "--plan")
@@ -167,3 +190,17 @@ def test_pending_operations_are_waited_on(fake, ltmctl):
     assert len(polls) >= 2  # the batch enable and the repository creation
     assert fake.api(ResourceManagerApi).policies.policies  # and provisioning went on to the end
     assert fake.api(BigQueryApi).tables
+
+
+def test_bigquery_mode_gaps_name_what_the_table_lacks():
+    from ingest_fn.contract import event_schema, table_schema
+    from ltmctl.gcp.provisioning import bigquery_mode_gaps
+
+    assert bigquery_mode_gaps(table_schema(), event_schema()) == (["event_id", "ingest_time"], ["subscription_name"])
+    # A table a subscription could fill: metadata columns present, the rest nullable, defaulted or always sent.
+    fixed = [*({**c, "mode": "NULLABLE"} if c["name"] == "event_id" else c for c in table_schema()
+               if c["name"] != "ingest_time"),
+             {"name": "ingest_time", "type": "TIMESTAMP", "mode": "REQUIRED",
+              "defaultValueExpression": "CURRENT_TIMESTAMP()"},
+             {"name": "subscription_name", "type": "STRING", "mode": "NULLABLE"}]
+    assert bigquery_mode_gaps(fixed, event_schema()) == ([], [])

@@ -128,6 +128,7 @@ def test_gcp_settings_default_from_the_project(tmp_path):
     assert env.gcp.artifact_repository == "ltm"
     assert env.staging_bucket == "my-project-id-ltm-sources"
     assert env.gcp.service_accounts.push_invoker == "ltm-push-invoker"
+    assert env.gcp.service_accounts.builder == "ltm-builder"
 
 
 def test_gcp_settings_are_checked_strictly(tmp_path):
@@ -149,3 +150,11 @@ def test_repository_dev_example_has_gcp_settings():
     resolved = config.load(config.find_config()[0], "dev")
     assert resolved.env.gcp.artifact_repository == "ltm"
     assert "gcp" not in config.load(config.find_config()[0], "local").as_dict()
+
+
+def test_key_line_finds_a_written_key_or_its_nearest_parent(tmp_path):
+    text = TEST_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
+    path = make_project(tmp_path, text)
+    lines = text.splitlines()
+    assert config.key_line(path, ("pipeline", "ingest_mode")) == lines.index("  ingest_mode: bigquery") + 1
+    assert config.key_line(path, ("pipeline", "not_written")) == lines.index("pipeline:") + 1

@@ -67,6 +67,7 @@ class CloudBuildApi(Api):
         body = dict(req.body or {})
         if not body.get("steps"):
             raise invalid("invalid build: a build must have at least one step.")
+        self._check_service_account(pid, body)
         number = self.fake.number(pid)
         build_id = f"{self.fake.next_id():08d}-0000-4000-8000-000000000000"
         name = f"projects/{pid}/locations/{location}/builds/{build_id}"
@@ -100,6 +101,24 @@ class CloudBuildApi(Api):
             raise not_found(f"builds/{build_id}")
         self._advance(run)
         return run.build
+
+    def _check_service_account(self, pid: str, body: dict[str, Any]) -> None:
+        """As Cloud Build does: a user-specified account must exist, and its build must say where logs go (its own
+        logs bucket, a regional user-owned bucket, or Cloud Logging only / nowhere), never the default bucket."""
+        account = body.get("serviceAccount")
+        if not account:
+            return
+        email = account.rsplit("/", 1)[-1]
+        iam = self.fake.apis.get("IamApi")
+        if iam is not None and email not in iam.accounts:
+            raise invalid(f"invalid build: service account {account} does not exist.")
+        options = body.get("options") or {}
+        if not (body.get("logsBucket") or options.get("logging") in ("CLOUD_LOGGING_ONLY", "NONE")
+                or options.get("defaultLogsBucketBehavior") == "REGIONAL_USER_OWNED_BUCKET"):
+            raise invalid("if 'build.service_account' is specified, the build must either (a) specify "
+                          "'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
+                          "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY "
+                          "/ NONE logging options")
 
     # --- the build's life --------------------------------------------------------------------------------------
 

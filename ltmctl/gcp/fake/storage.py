@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ltmctl.gcp.fake.server import Api, ApiError, Request, etag, invalid
+from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, etag, invalid
 
 _NOW = "2024-01-01T00:00:00.000Z"
 
@@ -22,6 +22,7 @@ class StorageApi(Api):
         super().__init__(fake)
         self.buckets: dict[str, dict[str, Any]] = {}
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # bucket -> object name -> metadata
+        self.policies = PolicyStore(fake)  # bucket name -> IAM policy
 
     def routes(self):
         return [
@@ -31,6 +32,8 @@ class StorageApi(Api):
             ("PATCH", "/storage/v1/b/{bucket}", self.patch),
             ("PUT", "/storage/v1/b/{bucket}", self.patch),
             ("DELETE", "/storage/v1/b/{bucket}", self.delete),
+            ("GET", "/storage/v1/b/{bucket}/iam", self.get_iam_policy),
+            ("PUT", "/storage/v1/b/{bucket}/iam", self.set_iam_policy),
             ("GET", "/storage/v1/b/{bucket}/o", self.list_objects),
             ("GET", "/storage/v1/b/{bucket}/o/{name*}", self.get_object),
             ("DELETE", "/storage/v1/b/{bucket}/o/{name*}", self.delete_object),
@@ -85,7 +88,20 @@ class StorageApi(Api):
                            reason="conflict")
         del self.buckets[bucket]
         self.objects.pop(bucket, None)
+        self.policies.drop(bucket)
         return 204, {}
+
+    def _policy(self, bucket: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{bucket}", **policy}
+
+    def get_iam_policy(self, req: Request, bucket: str):
+        self._get(bucket)
+        return self._policy(bucket, self.policies.get(bucket))
+
+    def set_iam_policy(self, req: Request, bucket: str):
+        self._get(bucket)
+        body = {k: v for k, v in (req.body or {}).items() if k not in ("kind", "resourceId")}
+        return self._policy(bucket, self.policies.set(bucket, body))
 
     def list_objects(self, req: Request, bucket: str):
         self._get(bucket)
