@@ -127,3 +127,15 @@ def test_logs_filters_by_severity_and_since(stack):
     assert ltm(stack, "logs", "--since", "2999-01-01T00:00:00Z", "-o", "json").stdout == ""
     assert ltm(stack, "logs", "--since", "yesterday").exit_code == 2
     assert ltm(stack, "logs", "nothing").exit_code == 2
+
+
+def test_png_of_the_local_figures_is_a_valid_image(stack, tmp_path):
+    out = tmp_path / "metrics.png"
+    result = ltm(stack, "metrics", "--png", str(out))
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.width > 100 and image.height > 100
