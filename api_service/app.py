@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 from api_service import contract, errors, routes
 from api_service.cache import TTLCache
-from api_service.iap import JwksFileKeys, KeySource, RemoteJwksKeys
+from api_service.fastpath import HotPath
+from api_service.iap import JwksFileKeys, KeySource, RemoteJwksKeys, VerifiedAssertions
 from api_service.logs import AccessLog
 from api_service.metrics import Metrics
 from api_service.middleware import Observe
@@ -64,9 +65,12 @@ def create_app(settings: Settings, bigquery_client: Any = None, key_source: KeyS
                   redirect_slashes=False)
     metrics = Metrics()
     app.state.services = routes.Services(settings, bigquery_client, key_source,
-                                         TTLCache(settings.cache_max_entries, clock), metrics)
+                                         TTLCache(settings.cache_max_entries, clock), metrics, VerifiedAssertions())
     errors.install(app)
-    app.include_router(routes.router(settings, contract.path_rules()))
+    rules = contract.path_rules()
+    app.include_router(routes.router(settings, rules))
+    # Inside Observe (added after it), so hot answers are still timed, counted and logged.
+    app.add_middleware(HotPath, services=app.state.services, rules=rules)
     app.add_middleware(Observe, metrics=metrics, access_log=AccessLog(log_stream), project=settings.project)
     return app
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,6 +76,10 @@ class JwksFileKeys:
             if not self._keys:
                 raise KeysUnavailable(f"cannot read the JWK set {self._path}: {exc}") from None
 
+    def peek(self, kid: str) -> Any | None:
+        """The key for kid as currently loaded, without touching the file (for the verified-assertion cache)."""
+        return self._keys.get(kid)
+
     def get(self, kid: str) -> Any | None:
         key = self._keys.get(kid)
         if key is None:
@@ -99,6 +105,11 @@ class RemoteJwksKeys:
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self._clock() - self._fetched_at >= self._max_age_s
+
+    def peek(self, kid: str) -> Any | None:
+        """The key for kid when known and fresh, else None; never fetches (for the verified-assertion cache)."""
+        key = self._keys.get(kid)
+        return key if key is not None and not self._stale() else None
 
     def get(self, kid: str) -> Any | None:
         key = self._keys.get(kid)
@@ -130,8 +141,66 @@ class RemoteJwksKeys:
         self._http.close()
 
 
-def verify_assertion(token: str | None, keys: KeySource, audience: str) -> Identity:
-    """The identity in a valid IAP assertion; raises Unauthenticated naming the first failed check."""
+class VerifiedAssertions:
+    """Assertions that passed every check, so a repeated one skips the ES256 verification (the hot path's main cost).
+
+    Keyed by a SHA-256 of the exact token string plus the audience (the token itself is never kept), each entry
+    lives until min(exp, verified + max_age_s) — exp is enforced at lookup, without the leeway, so a cached
+    assertion never outlives what a full check would accept. An entry also remembers the key object that
+    verified it and counts only while the key source still holds that very object for its kid: a re-read or
+    refreshed key set (rotation) sends the next request through the full check. Failures are never cached.
+    Bounded: past max_entries the least recently used go. Lookups never do I/O (they use the source's `peek`;
+    a source without one is never served from here)."""
+
+    def __init__(self, max_entries: int = 4096, max_age_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._max_entries, self._max_age_s, self._clock = max_entries, max_age_s, clock
+        self._entries: OrderedDict[bytes, tuple[float, str, Any, Identity]] = OrderedDict()
+        self._lock = threading.Lock()  # lookups run on the event loop, stores in worker threads
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def _key(token: str, audience: str) -> bytes:
+        return hashlib.sha256(f"{audience}\n{token}".encode()).digest()
+
+    def lookup(self, token: str | None, keys: KeySource, audience: str) -> Identity | None:
+        """The identity of an assertion verified before and still good, else None (then do the full check)."""
+        peek = getattr(keys, "peek", None)
+        if not token or peek is None:
+            return None
+        digest = self._key(token, audience)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is not None:
+                until, kid, key, identity = entry
+                if self._clock() < until and peek(kid) is key:
+                    self._entries.move_to_end(digest)
+                    self.hits += 1
+                    return identity
+                del self._entries[digest]
+            self.misses += 1
+        return None
+
+    def store(self, token: str, audience: str, kid: str, key: Any, exp: float, identity: Identity) -> None:
+        until = min(exp, self._clock() + self._max_age_s)
+        if until <= self._clock() or self._max_entries <= 0:
+            return
+        digest = self._key(token, audience)
+        with self._lock:
+            self._entries[digest] = (until, kid, key, identity)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def verify_assertion(token: str | None, keys: KeySource, audience: str,
+                     cache: VerifiedAssertions | None = None) -> Identity:
+    """The identity in a valid IAP assertion; raises Unauthenticated naming the first failed check.
+
+    With a cache, a valid assertion is remembered (see VerifiedAssertions); the full check always runs here."""
     if not token:
         raise Unauthenticated(f"missing {HEADER} header")
     try:
@@ -168,4 +237,7 @@ def verify_assertion(token: str | None, keys: KeySource, audience: str) -> Ident
     if not isinstance(email, str) or "@" not in email or len(email) > 320:
         raise Unauthenticated("assertion has no email claim")
     subject = claims.get("sub")
-    return Identity(email=email, subject=subject if isinstance(subject, str) else None)
+    identity = Identity(email=email, subject=subject if isinstance(subject, str) else None)
+    if cache is not None and isinstance(claims.get("exp"), int | float):
+        cache.store(token, audience, kid, key, float(claims["exp"]), identity)
+    return identity

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 # Covers a cache hit (well under 1 ms) up to a slow BigQuery query.
@@ -21,10 +23,25 @@ class Metrics:
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.cache = Counter("ltm_api_cache_lookups", "Cache lookups of the data routes.", ["route", "result"],
                              registry=self.registry)
+        # labels() costs a lock and a dict build per call; route templates and status classes are few, so the
+        # children are kept here (route is always a template or 'unmatched', never a raw path).
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._cache_children: dict[tuple[str, str], Any] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, status_class=f"{status // 100}xx").inc()
-        self.latency.labels(route=route).observe(seconds)
+        children = self._children.get((route, status // 100))
+        if children is None:
+            children = (self.requests.labels(route=route, status_class=f"{status // 100}xx"),
+                        self.latency.labels(route=route))
+            self._children[(route, status // 100)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def cache_lookup(self, route: str, result: str) -> None:
+        child = self._cache_children.get((route, result))
+        if child is None:
+            child = self._cache_children[(route, result)] = self.cache.labels(route=route, result=result)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -61,7 +61,7 @@ class Observe:
         route = route_template(scope)
         self.metrics.observe(route, seen["status"], elapsed)
         if seen["cache"]:
-            self.metrics.cache.labels(route=route, result=seen["cache"]).inc()
+            self.metrics.cache_lookup(route, seen["cache"])
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())
                    if k in _LOGGED_HEADERS or k == b"host"}
         forwarded = headers.get("x-forwarded-for", "").split(",")[0].strip()

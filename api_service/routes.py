@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from api_service import queries
 from api_service.auth import require_identity
 from api_service.cache import TTLCache
 from api_service.contract import FieldRule
-from api_service.iap import KeySource
+from api_service.iap import KeySource, VerifiedAssertions
 from api_service.metrics import Metrics
 from api_service.models import (
     AppInfoResponse,
@@ -55,9 +56,10 @@ class Services:
     keys: KeySource
     cache: TTLCache
     metrics: Metrics
+    verified: VerifiedAssertions
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:  # async: a plain def would cost a worker-thread hop per request
     return request.app.state.services
 
 
@@ -74,14 +76,27 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     504: {"model": ErrorResponse, "description": "The query took too long."},
 }
 _JSON = "application/json"
+DEFAULT_LIMIT = 100  # get_data's `limit` when the query string has none (the hot path keys on it too)
 READY_TIMEOUT_S = 5.0
 
 
-def _cached(svc: Services, key: tuple[Any, ...], load: Callable[[], tuple[int, bytes]]) -> Response:
-    """The cached answer for key, or a fresh one (200 for the full TTL, 404 for the shorter one)."""
+def get_data_key(action_id: str, user_email: str, limit: int, days: int) -> tuple[Any, ...]:
+    """The response-cache key of a get_data answer; the hot path (fastpath.py) builds it with this too."""
+    return ("get_data", action_id, user_email, limit, days)
+
+
+def app_info_key(app_id: str, app_department: str, days: int) -> tuple[Any, ...]:
+    return ("app_info", app_id, app_department, days)
+
+
+async def _cached(svc: Services, key: tuple[Any, ...], load: Callable[[], tuple[int, bytes]]) -> Response:
+    """The cached answer for key, or a fresh one (200 for the full TTL, 404 for the shorter one).
+
+    The cache holds the serialized body, so a hit is a dict lookup on the event loop; only a miss goes to a worker
+    thread, where the blocking BigQuery query and the model validation run."""
     hit = svc.cache.get(key)
     if hit is None:
-        status, body = load()
+        status, body = await run_in_threadpool(load)
         ttl = svc.settings.cache_ttl_s if status == 200 else min(svc.settings.cache_ttl_s,
                                                                  svc.settings.cache_not_found_ttl_s)
         svc.cache.put(key, (status, body), ttl)
@@ -102,15 +117,16 @@ def router(settings: Settings, rules: dict[str, FieldRule]) -> APIRouter:
         return Path(pattern=rule.pattern, max_length=rule.max_length, description=f"The event's {name}.")
 
     Days = Annotated[int, Query(ge=1, le=365, description="Look-back window in days (partition filter).")]
+    Limit = Annotated[int, Query(ge=1, le=1000, description="Newest events to return.")]
     api = APIRouter()
 
     @api.get("/get_data/{action_id:ltm_key}:{user_email:ltm_rest}", response_model=GetDataResponse,
              operation_id="get_data", responses=_RESPONSES, dependencies=[Depends(require_identity)],
              tags=["data"])
-    def get_data(svc: ServicesDep, action_id: Annotated[str, path("action_id")],
-                 user_email: Annotated[str, path("user_email")],
-                 limit: Annotated[int, Query(ge=1, le=1000, description="Newest events to return.")] = 100,
-                 days: Days = settings.lookback_days) -> Response:
+    async def get_data(svc: ServicesDep, action_id: Annotated[str, path("action_id")],
+                       user_email: Annotated[str, path("user_email")],
+                       limit: Limit = DEFAULT_LIMIT,
+                       days: Days = settings.lookback_days) -> Response:
         """Events of one action by one user, newest first."""
         email = user_email.lower()  # stored lower-cased
 
@@ -125,14 +141,14 @@ def router(settings: Settings, rules: dict[str, FieldRule]) -> APIRouter:
             body = GetDataResponse(action_id=action_id, user_email=email, count=count, events=events)
             return 200, body.model_dump_json().encode()
 
-        return _cached(svc, ("get_data", action_id, email, limit, days), load)
+        return await _cached(svc, get_data_key(action_id, email, limit, days), load)
 
     @api.get("/app_info/{app_id:ltm_key}:{app_department:ltm_rest}", response_model=AppInfoResponse,
              operation_id="app_info", responses=_RESPONSES, dependencies=[Depends(require_identity)],
              tags=["data"])
-    def app_info(svc: ServicesDep, app_id: Annotated[str, path("app_id")],
-                 app_department: Annotated[str, path("app_department")],
-                 days: Days = settings.lookback_days) -> Response:
+    async def app_info(svc: ServicesDep, app_id: Annotated[str, path("app_id")],
+                       app_department: Annotated[str, path("app_department")],
+                       days: Days = settings.lookback_days) -> Response:
         """Summary of one app's events: totals, distinct users and actions, first and last seen, top actions."""
 
         def load() -> tuple[int, bytes]:
@@ -145,7 +161,7 @@ def router(settings: Settings, rules: dict[str, FieldRule]) -> APIRouter:
             body = AppInfoResponse(app_id=app_id, app_department=app_department, **summary)
             return 200, body.model_dump_json().encode()
 
-        return _cached(svc, ("app_info", app_id, app_department, days), load)
+        return await _cached(svc, app_info_key(app_id, app_department, days), load)
 
     @api.get("/healthz", response_model=Status, operation_id="healthz", tags=["ops"])
     def healthz() -> Status:

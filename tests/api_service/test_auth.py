@@ -17,8 +17,17 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api_service import iap_local
-from api_service.iap import HEADER, ISSUER, KeysUnavailable, RemoteJwksKeys, keys_from_jwks
+from api_service import iap, iap_local
+from api_service.iap import (
+    HEADER,
+    ISSUER,
+    KeysUnavailable,
+    RemoteJwksKeys,
+    Unauthenticated,
+    VerifiedAssertions,
+    keys_from_jwks,
+    verify_assertion,
+)
 from tests.api_service.support import AUDIENCE, Api, Clock, Keys, event_row, unique
 
 
@@ -261,3 +270,68 @@ def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) 
     api = make_api(iap_jwks_file=None, iap_jwks_url=google.url)
     response = api.get("/get_data/a:b@c.co")
     assert response.status_code == 503 and response.json()["error"] == "keys_unavailable"
+
+
+def test_a_cached_assertion_still_expires(api: Api, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Served from the verified-assertion cache until exp, then the full check runs again and refuses it."""
+    monkeypatch.setattr(iap, "LEEWAY_S", 0)  # so the full check refuses as soon as exp passes, not 30 s later
+    verified = api.client.app.state.services.verified
+    now = time.time()
+    token = keys.token(now=now - 10, ttl_s=12)  # exp 2 s from now
+    path = f"/get_data/{unique('exp')}:a@example.com"
+    assert api.get(path, auth=False, headers={HEADER: token}).status_code == 404
+    hits = verified.hits
+    assert api.get(path, auth=False, headers={HEADER: token}).status_code == 404
+    assert verified.hits == hits + 1  # the second answer came from the cache
+    time.sleep(max(0.0, int(now) + 2 - time.time()) + 0.1)
+    response = api.get(path, auth=False, headers={HEADER: token})
+    assert response.status_code == 401 and response.json()["detail"] == "assertion expired"
+    assert verified.hits == hits + 1
+
+
+class _Source:
+    """A key source whose key object the test swaps, as a re-read JWK set does."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.kid = keys.kid
+        self.key = keys_from_jwks(json.loads(keys.jwks_path.read_text()))[keys.kid]
+
+    def get(self, kid: str) -> Any:
+        return self.key if kid == self.kid else None
+
+    def peek(self, kid: str) -> Any:
+        return self.get(kid)
+
+
+def test_the_verified_assertion_cache_keeps_every_check(keys: Keys) -> None:
+    now = [time.time()]
+    cache = VerifiedAssertions(max_entries=2, max_age_s=60, clock=lambda: now[0])
+    source = _Source(keys)
+    token = keys.token(ttl_s=3600)
+    assert cache.lookup(token, source, AUDIENCE) is None
+    identity = verify_assertion(token, source, AUDIENCE, cache)
+    assert cache.lookup(token, source, AUDIENCE) == identity
+    assert cache.lookup(token, source, "/projects/1/apps/other") is None  # the audience is part of the key
+    assert token.encode() not in repr(cache._entries).encode()  # only a digest of the token is kept
+
+    now[0] += 60  # max age reached although exp is an hour away
+    assert cache.lookup(token, source, AUDIENCE) is None and len(cache) == 0
+
+    verify_assertion(token, source, AUDIENCE, cache)
+    source.key = keys_from_jwks(json.loads(keys.jwks_path.read_text()))[keys.kid]  # the key set was re-read
+    assert cache.lookup(token, source, AUDIENCE) is None
+
+    with pytest.raises(Unauthenticated):  # failures are never cached
+        verify_assertion(_tampered(token), source, AUDIENCE, cache)
+    assert cache.lookup(_tampered(token), source, AUDIENCE) is None
+
+    tokens = [keys.token(email=f"u{i}@example.com", ttl_s=3600) for i in range(3)]
+    for t in tokens:
+        verify_assertion(t, source, AUDIENCE, cache)
+    assert len(cache) == 2 and cache.lookup(tokens[0], source, AUDIENCE) is None  # least recently used went
+
+    class NoPeek:
+        get = source.get
+
+    verify_assertion(tokens[2], NoPeek(), AUDIENCE, cache)
+    assert cache.lookup(tokens[2], NoPeek(), AUDIENCE) is None  # a source that might fetch is never used here

@@ -6,7 +6,9 @@ import threading
 from datetime import timedelta
 
 from api_service.cache import TTLCache
-from tests.api_service.support import Api, Clock, event_row, unique
+from api_service.fastpath import HotPath
+from api_service.iap import HEADER
+from tests.api_service.support import Api, Clock, Keys, event_row, unique
 
 
 def test_a_hit_within_the_ttl_does_not_query_and_a_miss_after_it_does(api: Api, insert) -> None:
@@ -86,3 +88,50 @@ def test_the_cache_stays_consistent_under_threads() -> None:
     for t in threads:
         t.join()
     assert len(cache) == 50
+
+
+def _hot_path(api: Api) -> HotPath:
+    layer = api.client.app.middleware_stack
+    while not isinstance(layer, HotPath):
+        layer = layer.app
+    return layer
+
+
+def test_a_hot_hit_skips_the_router_with_the_same_answer(api: Api, keys: Keys, insert) -> None:
+    action = unique("fast")
+    insert([event_row(action_id=action, user_email="mixed@example.com")])
+    token = {HEADER: keys.token()}
+    path = f"/get_data/{action}:mixed@example.com"
+    miss = api.get(path, auth=False, headers=token)
+    hot = _hot_path(api)  # the middleware stack is built by the first request
+    hit = api.get(path, auth=False, headers=token)
+    assert (miss.headers["x-cache"], hit.headers["x-cache"], hot.served) == ("miss", "hit", 1)
+    # The same cache entry reached through the router (an explicit default limit, an upper-case e-mail):
+    routed = [api.get(path, auth=False, headers=token, params={"limit": 100}),
+              api.get(f"/get_data/{action}:MIXED@example.com", auth=False, headers=token)]
+    assert hot.served == 1
+    for other in routed:
+        assert (other.status_code, other.content, dict(other.headers)) == (200, hit.content, dict(hit.headers))
+    assert hit.content == miss.content
+
+    # Only a verified assertion gets the hot answer; everything else still meets the full check.
+    for bad in ({}, {HEADER: "garbage"}, {HEADER: keys.token(audience="/projects/1/apps/other")}):
+        assert api.get(path, auth=False, headers=bad).status_code == 401
+    assert api.get(f"/get_data/{action}:mixed@example.com/", auth=False, headers=token).status_code == 404
+    assert hot.served == 1
+
+    lines = api.log_lines()
+    assert (lines[1]["route"], lines[1]["cache"], lines[1]["email"]) == (
+        "/get_data/{action_id}:{user_email}", "hit", "reader@example.com")
+    assert {k: v for k, v in lines[1].items() if k not in ("time", "httpRequest")} == {
+        k: v for k, v in lines[2].items() if k not in ("time", "httpRequest")}
+
+
+def test_hot_hits_of_app_info_and_cached_not_found(api: Api, keys: Keys) -> None:
+    token = {HEADER: keys.token()}
+    path = f"/app_info/{unique('none')}:sales"
+    first, second = (api.get(path, auth=False, headers=token) for _ in range(2))
+    hot = _hot_path(api)
+    assert (first.status_code, first.headers["x-cache"]) == (404, "miss")
+    assert (second.status_code, second.headers["x-cache"], second.content, hot.served) == (404, "hit",
+                                                                                            first.content, 1)
