@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,11 @@ BATCH_MAX_LATENCY_S = 0.05
 # many are in flight. Below it flow control is off: its per-message bookkeeping costs about a fifth of
 # the publish rate, and 100k small events fit in memory anyway.
 IN_FLIGHT_MESSAGES = 100_000
+# Synthetic runs at least this large, with neither --rate nor --ordering-key, are published by several
+# processes, each with its own client: the client's publish() costs about as much CPU as generating,
+# checking and serialising an event, and one Python process keeps one core busy at most.
+PARALLEL_MIN_COUNT = 5_000
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -34,9 +40,10 @@ class Summary:
     published: int = 0
     failed: list[tuple[int, str]] = field(default_factory=list)  # (position, reason)
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (position, problems), skipped
-    seconds: float = 0.0
+    seconds: float = 0.0  # first publish to last confirmed result
     first_message_id: str | None = None
     last_message_id: str | None = None
+    started: float = field(default=0.0, repr=False)  # time.monotonic() of the first publish (system-wide clock)
 
     @property
     def rate(self) -> float:
@@ -63,9 +70,13 @@ def publisher_options(ordering: bool, bounded: bool = True) -> dict[str, Any]:
     }
 
 
-def from_synthetic(events: Iterable[dict[str, Any]], validator: Any) -> Iterator[Item]:
-    for i, event in enumerate(events, 1):
-        yield Item(i, json.dumps(event, separators=(",", ":")).encode(), tuple(validator.problems(event)))
+def from_synthetic(events: Iterable[dict[str, Any]], validator: Any, first: int = 1) -> Iterator[Item]:
+    """Items numbered from `first`: the position of the first event in the whole run."""
+    # One encoder for all events: json.dumps with separators builds a new one per call.
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    problems = validator.problems
+    for i, event in enumerate(events, first):
+        yield Item(i, encode(event).encode(), tuple(problems(event)))
 
 
 def from_lines(stream: IO[str], validator: Any) -> Iterator[Item]:
@@ -126,7 +137,7 @@ def publish(
     extra = dict(attributes or {})
     if ordering_key:
         extra["ordering_key"] = ordering_key
-    started = time.monotonic()
+    summary.started = started = time.monotonic()
     for item in items:
         if item.problems and not allow_invalid:
             summary.invalid.append((item.position, "; ".join(item.problems)))
@@ -176,3 +187,140 @@ def publish_to_env(resolved: Any, items: Iterable[Item], *, expected: int | None
         return publish(publisher, topic, items, **kwargs)
     finally:
         publisher.stop()
+
+
+def workers_for(count: int, *, rate: float | None = None, ordering_key: str = "") -> int:
+    """How many processes publish `count` synthetic events: one for small runs, a rate cap or an ordering
+    key (one publisher must send them all, in order and at that pace), else one per core up to MAX_WORKERS."""
+    if rate or ordering_key or count < PARALLEL_MIN_COUNT:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def publish_synthetic_to_env(resolved: Any, *, count: int, seed: int | None = None, source: str | None = None,
+                             workers: int | None = None, on_progress: Callable[[int, int], None] | None = None,
+                             **kwargs: Any) -> Summary:
+    """`count` synthetic events to the environment's topic, each checked against the contract; in several
+    processes when workers_for() says so. The events (ids included) depend only on the seed, not on the number
+    of processes; positions, failures and first/last message ids are those of the whole run."""
+    from ingest_fn.contract import EventValidator
+    from ltmctl import synthetic
+
+    if workers is None:
+        workers = workers_for(count, rate=kwargs.get("rate"), ordering_key=kwargs.get("ordering_key", ""))
+    workers = max(1, min(workers, count))
+    if workers == 1:
+        items = from_synthetic(synthetic.events(count, seed=seed, source=source), EventValidator())
+        return publish_to_env(resolved, items, expected=count, on_progress=on_progress, **kwargs)
+    return _publish_parallel(resolved, count=count, seed=synthetic.new_seed() if seed is None else seed,
+                             source=source, workers=workers, on_progress=on_progress, options=kwargs)
+
+
+def _slices(count: int, workers: int, block: int) -> list[tuple[int, int]]:
+    """[start, end) 0-based ranges, as even as possible, cut on block boundaries where the sizes allow."""
+    size = -(-count // workers)
+    size = -(-size // block) * block if size >= block else size
+    return [(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+def _publish_parallel(resolved: Any, *, count: int, seed: int, source: str | None, workers: int,
+                      on_progress: Callable[[int, int], None] | None, options: dict[str, Any]) -> Summary:
+    import multiprocessing
+    import queue
+    from datetime import UTC, datetime
+
+    from ltmctl import synthetic
+    from ltmctl.errors import BackendError
+
+    if resolved.env.backend == "local":
+        from ltmctl.local.stack import running_state
+
+        running_state(resolved)  # no stack: StackNotRunning here, with its hint, rather than in a worker
+    # spawn, not fork: a forked gRPC channel (or its threads) is unusable, and the parent may hold one.
+    mp = multiprocessing.get_context("spawn")
+    slices = _slices(count, workers, synthetic.BLOCK)
+    done = mp.Array("q", len(slices), lock=False)  # results per worker; each worker writes only its own slot
+    ready = mp.Barrier(len(slices))  # every worker starts publishing once all of them are set up
+    results = mp.Queue()
+    now = datetime.now(UTC)  # one `now` for every worker: same event times as a single-process run
+    processes = [mp.Process(target=_worker, daemon=True, name=f"ltmctl-publish-{i}",
+                            args=(i, resolved, start, end, seed, source, now, options, done, ready, results))
+                 for i, (start, end) in enumerate(slices)]
+    outcomes: dict[int, Any] = {}
+    try:
+        for process in processes:
+            process.start()
+        while len(outcomes) < len(processes):
+            try:
+                index, outcome = results.get(timeout=0.1)
+                outcomes[index] = outcome
+            except queue.Empty:
+                lost = [i for i, p in enumerate(processes) if i not in outcomes and p.exitcode is not None]
+                if lost:
+                    try:  # a worker that exits has flushed its result first; read what is there
+                        index, outcome = results.get(timeout=1.0)
+                        outcomes[index] = outcome
+                        continue
+                    except queue.Empty:
+                        raise BackendError(f"publishing worker {lost[0]} exited with code "
+                                           f"{processes[lost[0]].exitcode} before reporting") from None
+            if on_progress:
+                on_progress(sum(done), 0)
+    finally:
+        for process in (p for p in processes if p.pid is not None):  # those started
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+    errors = [o[1] for _, o in sorted(outcomes.items()) if o[0] == "error"]
+    if errors:
+        real = [e for e in errors if not e.startswith("BrokenBarrierError")] or errors
+        raise BackendError(f"publishing failed: {real[0]}")
+    summary = _merge([outcomes[i][1] for i in range(len(processes))])
+    if on_progress:
+        on_progress(summary.published, len(summary.failed))
+    return summary
+
+
+def _merge(parts: list[Summary]) -> Summary:
+    """One run's summary from its workers' (in position order): wall time from the first publish of any worker
+    to the last result of any, first/last message id of the run's first and last message."""
+    summary = Summary()
+    for part in parts:
+        summary.published += part.published
+        summary.failed.extend(part.failed)
+        summary.invalid.extend(part.invalid)
+    sending = [p for p in parts if p.published or p.failed]
+    if sending:
+        summary.started = min(p.started for p in sending)
+        summary.seconds = max(p.started + p.seconds for p in sending) - summary.started
+        summary.first_message_id = sending[0].first_message_id
+        summary.last_message_id = sending[-1].last_message_id
+    return summary
+
+
+def _worker(index: int, resolved: Any, start: int, end: int, seed: int, source: str | None, now: Any,
+            options: dict[str, Any], done: Any, ready: Any, results: Any) -> None:
+    """One process's slice [start, end) of a synthetic run, with its own client; reports ("ok", Summary) or
+    ("error", text) on `results` and its progress in done[index]."""
+    try:
+        from ingest_fn.contract import EventValidator
+        from ltmctl import clients, synthetic
+
+        publisher = clients.publisher_for_env(
+            resolved, **publisher_options(False, bounded=end - start > IN_FLIGHT_MESSAGES))
+        topic = f"projects/{resolved.env.project}/topics/{resolved.pipeline.topic}"
+        items = from_synthetic(synthetic.events(end - start, seed=seed, source=source, now=now, start=start),
+                               EventValidator(), first=start + 1)
+
+        def progress(ok: int, failed: int) -> None:
+            done[index] = ok + failed
+
+        try:
+            ready.wait(timeout=120)
+            summary = publish(publisher, topic, items, on_progress=progress, **options)
+        finally:
+            publisher.stop()
+        results.put((index, ("ok", summary)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        ready.abort()
+        results.put((index, ("error", f"{type(exc).__name__}: {exc}"[:500])))

@@ -46,12 +46,17 @@ def publish(
     if source is not None and source not in ("iot", "app", "web"):
         raise typer.BadParameter("must be iot, app or web", param_hint="--source")
     resolved = ctx.obj.load()
+    options = {"attributes": _attributes(attr or []), "ordering_key": ordering_key, "rate": rate,
+               "allow_invalid": allow_invalid}
     stream = None if file is None else (sys.stdin if str(file) == "-" else _open(file))
-    items = publishing.items_for(count=count, stream=stream, seed=seed, source=source, validator=EventValidator())
     with ui.progress("Publishing", total=count) as advance:
-        summary = publishing.publish_to_env(resolved, items, expected=count, attributes=_attributes(attr or []),
-                                            ordering_key=ordering_key, rate=rate, allow_invalid=allow_invalid,
-                                            on_progress=lambda ok, failed: advance(ok + failed))
+        on_progress = lambda ok, failed: advance(ok + failed)  # noqa: E731
+        if count is not None:  # several processes for large runs, see publishing.workers_for
+            summary = publishing.publish_synthetic_to_env(resolved, count=count, seed=seed, source=source,
+                                                          on_progress=on_progress, **options)
+        else:
+            items = publishing.from_lines(stream, EventValidator())
+            summary = publishing.publish_to_env(resolved, items, on_progress=on_progress, **options)
     for position, problems in summary.invalid:
         ui.err.print(f"[yellow]skipped[/yellow] {'line' if file else 'event'} {position}: {problems}")
     for position, reason in summary.failed:

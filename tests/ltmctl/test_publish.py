@@ -109,3 +109,79 @@ def test_no_stack_running(project_dir):
     result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "publish", "--count", "1"])
     assert result.exit_code == 4
     assert "ltmctl local up" in result.output
+
+
+def test_synthetic_slices_match_a_single_run():
+    from datetime import UTC, datetime
+    from itertools import pairwise
+
+    now = datetime.now(UTC)
+    whole = list(synthetic.events(3000, seed=21, now=now))
+    cuts = [0, 1, 1023, 1024, 1500, 2900, 3000]
+    pieces = [e for a, b in pairwise(cuts) for e in synthetic.events(b - a, seed=21, now=now, start=a)]
+    assert pieces == whole
+    assert [e["event_id"] for e in synthetic.events(3000, seed=22)] != [e["event_id"] for e in whole]
+
+
+def dedicated_topic(stack, tmp_path):
+    """A config whose topic is a new one on the running stack with no push subscription (no ingest load);
+    returns (resolved, pull subscription)."""
+    from ltmctl import config
+
+    name = f"t-multi-{uuid.uuid4().hex[:8]}"
+    stack.clients.publisher.create_topic(request={"name": f"projects/{stack.project}/topics/{name}"})
+    path = make_project(tmp_path, TEST_CONFIG.replace("topic: ltm-events\n", f"topic: {name}\n"))
+    (tmp_path / ".ltm").symlink_to(stack.resolved.root / ".ltm")
+    return config.load(path, "local"), stack.fresh_subscription(name), path
+
+
+def message_ids_by_event(stack, subscription, expected):
+    from tests.e2e.test_ingest import pull_all
+
+    return {json.loads(m.data)["event_id"]: m.message_id for m in pull_all(stack, subscription, expected)}
+
+
+def test_several_processes_publish_the_same_events_as_one(stack, tmp_path):
+    from ltmctl import publishing
+
+    resolved, sub, _ = dedicated_topic(stack, tmp_path)
+    seen = []
+    summary = publishing.publish_synthetic_to_env(resolved, count=2500, seed=31, workers=3,
+                                                  on_progress=lambda ok, failed: seen.append(ok + failed))
+    assert (summary.published, summary.failed, summary.invalid) == (2500, [], [])
+    assert summary.seconds > 0 and seen[-1] == 2500 and max(seen) == 2500
+    got = message_ids_by_event(stack, sub, 2500)
+    single = [e["event_id"] for e in synthetic.events(2500, seed=31)]
+    assert sorted(got) == sorted(single)  # exactly N messages, the single-process run's events
+    assert summary.first_message_id == got[single[0]] and summary.last_message_id == got[single[-1]]
+
+
+def test_large_count_from_the_cli_in_several_processes(stack, tmp_path):
+    from ltmctl import publishing
+
+    resolved, sub, path = dedicated_topic(stack, tmp_path)
+    count = publishing.PARALLEL_MIN_COUNT
+    result = runner.invoke(app, ["--config", str(path), "publish", "--count", str(count), "--seed", "8",
+                                 "-o", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["published"], summary["failed"]) == (count, 0)
+    got = message_ids_by_event(stack, sub, count)
+    single = [e["event_id"] for e in synthetic.events(count, seed=8)]
+    assert len(got) == count and set(got) == set(single)
+    assert (summary["first_message_id"], summary["last_message_id"]) == (got[single[0]], got[single[-1]])
+
+
+def test_several_processes_report_every_failure_by_position(stack, tmp_path):
+    from ltmctl import config, publishing
+
+    path = make_project(tmp_path, TEST_CONFIG.replace("topic: ltm-events\n", "topic: no-such-topic\n"))
+    (tmp_path / ".ltm").symlink_to(stack.resolved.root / ".ltm")
+    seen = []
+    summary = publishing.publish_synthetic_to_env(config.load(path, "local"), count=40, seed=1, workers=2,
+                                                  on_progress=lambda ok, failed: seen.append(ok + failed))
+    assert summary.published == 0
+    assert sorted(position for position, _ in summary.failed) == list(range(1, 41))
+    assert all("NotFound" in reason for _, reason in summary.failed)
+    assert seen[-1] == 40
+    assert summary.first_message_id is None and summary.last_message_id is None
