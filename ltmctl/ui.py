@@ -82,3 +82,16 @@ def rows_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(*(json.dumps(v, default=str) if isinstance(v, dict | list) else str(v) for v in row.values()))
     out.print(table)
+
+
+def confirm(yes: bool, action: str, question: str, hint: str = "Pass --yes.") -> None:
+    """Ask on a terminal; without one, refuse unless --yes (a pipeline never hangs on a prompt)."""
+    import typer
+
+    from ltmctl.errors import UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"Refusing to {action} without confirmation, and there is no terminal to ask on.", hint=hint)
+    typer.confirm(question, abort=True, err=True)

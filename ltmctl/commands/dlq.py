@@ -55,7 +55,7 @@ def replay(
     p = resolved.pipeline
     c = clients.for_env(resolved)
     try:
-        _confirm(yes, "replay", f"Re-publish up to {limit} dead letters from {p.dead_letter_subscription} "
+        ui.confirm(yes, "replay", f"Re-publish up to {limit} dead letters from {p.dead_letter_subscription} "
                                 f"to {p.topic}?")
         report = dead_letters.replay(c, p.dead_letter_subscription, p.topic, limit=limit)
     finally:
@@ -90,19 +90,6 @@ def purge(
     finally:
         c.close()
     ui.err.print(f"Purged {sub}: every dead letter published before {cutoff:%Y-%m-%d %H:%M:%S} UTC is gone.")
-
-
-def _confirm(yes: bool, action: str, question: str) -> None:
-    import sys
-
-    from ltmctl.errors import UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"Refusing to {action} without confirmation, and there is no terminal to ask on.",
-                         hint="Pass --yes.")
-    typer.confirm(question, abort=True, err=True)
 
 
 def _table(letters: list) -> None:

@@ -50,17 +50,10 @@ def provision(
 
 
 def confirm(yes: bool, action: str, question: str) -> None:
-    """Ask on a terminal; without one, refuse unless --yes (a pipeline never hangs on a prompt)."""
-    import sys
+    """ui.confirm with the hint that fits a plan printed above."""
+    from ltmctl import ui
 
-    from ltmctl.errors import UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"Refusing to {action} without confirmation, and there is no terminal to ask on.",
-                         hint="Review the plan above, then pass --yes.")
-    typer.confirm(question, abort=True, err=True)
+    ui.confirm(yes, action, question, hint="Review the plan above, then pass --yes.")
 
 
 def _fields(fields: dict[str, Any]) -> str:
