@@ -73,41 +73,63 @@ def _unconditional(policy: Any, role: str) -> Any | None:
 
 
 class PolicyGrants:
-    """Grants through a google.iam.v1 policy: `get(target)` and `set(target, policy)` of a client."""
+    """Grants through a google.iam.v1 policy: `get(target)` and `set(target, policy)` of a client.
+
+    The read-modify-write loop lives here once; a policy of another shape (a bucket's dict bindings) overrides only
+    the five small methods that touch bindings."""
+
+    label = "{target}"  # how errors name the target
 
     def __init__(self, get: Callable[[str], Any], set: Callable[[str, Any], Any], attempts: int = 6,  # noqa: A002
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._get, self._set, self.attempts, self.sleep = get, set, attempts, sleep
 
+    # -- the shape of a binding: google.iam.v1 protos here ------------------------------------------------------
+    def _binding(self, policy: Any, role: str) -> Any | None:
+        return _unconditional(policy, role)
+
+    def _members(self, binding: Any) -> Any:
+        return binding.members
+
+    def _new_binding(self, policy: Any, role: str, member: str) -> None:
+        policy.bindings.add(role=role, members=[member])
+
+    def _add_member(self, binding: Any, member: str) -> None:
+        binding.members.append(member)
+
+    def _remove_member(self, policy: Any, binding: Any, member: str) -> None:
+        binding.members.remove(member)
+        if not binding.members:
+            policy.bindings.remove(binding)
+
+    # -- grants ---------------------------------------------------------------------------------------------------
     def has(self, target: str, role: str, member: str) -> bool | None:
         try:
             policy = self._get(target)
         except NotFound:
             return None
-        binding = _unconditional(policy, role)
-        return binding is not None and member in binding.members
+        binding = self._binding(policy, role)
+        return binding is not None and member in self._members(binding)
 
     def add(self, target: str, role: str, member: str) -> None:
         def add(policy: Any) -> bool:
-            binding = _unconditional(policy, role)
+            binding = self._binding(policy, role)
             if binding is None:
-                policy.bindings.add(role=role, members=[member])
+                self._new_binding(policy, role, member)
                 return True
-            if member in binding.members:
+            if member in self._members(binding):
                 return False
-            binding.members.append(member)
+            self._add_member(binding, member)
             return True
 
         self._modify(target, add)
 
     def remove(self, target: str, role: str, member: str) -> None:
         def remove(policy: Any) -> bool:
-            binding = _unconditional(policy, role)
-            if binding is None or member not in binding.members:
+            binding = self._binding(policy, role)
+            if binding is None or member not in self._members(binding):
                 return False
-            binding.members.remove(member)
-            if not binding.members:
-                policy.bindings.remove(binding)
+            self._remove_member(policy, binding, member)
             return True
 
         try:
@@ -132,8 +154,8 @@ class PolicyGrants:
                 if attempt == self.attempts - 1:
                     raise
             if attempt == self.attempts - 1:
-                raise InfraError(f"The IAM policy of {target} kept changing while being updated.",
-                                 hint="Run the command again.")
+                raise InfraError(f"The IAM policy of {self.label.format(target=target)} kept changing while being "
+                                 "updated.", hint="Run the command again.")
             self.sleep(min(2.0**attempt, 16.0))
 
 

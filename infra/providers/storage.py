@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.model import Bucket
+from infra.providers.iam import PolicyGrants
 
 
 def _age_delete(rule: Any) -> int | None:
@@ -62,75 +63,32 @@ class BucketProvider:
             pass
 
 
-class BucketIamGrants:
-    """Grants on a bucket's IAM policy (google.api_core.iam.Policy, version 3): read-modify-write with the etag
-    read, so a concurrent change makes it read again instead of being overwritten. Conditional bindings are
+class BucketIamGrants(PolicyGrants):
+    """Grants on a bucket's IAM policy (google.api_core.iam.Policy, version 3, bindings as dicts). The
+    read-modify-write loop is PolicyGrants'; only the shape of a binding differs. Conditional bindings are
     someone else's intent and are never edited."""
 
+    label = "gs://{target}"
+
     def __init__(self, client: Any, attempts: int = 6, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.client, self.attempts, self.sleep = client, attempts, sleep
+        self.client = client
+        super().__init__(get=lambda target: client.bucket(target).get_iam_policy(requested_policy_version=3),
+                         set=lambda target, policy: client.bucket(target).set_iam_policy(policy),
+                         attempts=attempts, sleep=sleep)
 
-    def _policy(self, target: str) -> Any:
-        return self.client.bucket(target).get_iam_policy(requested_policy_version=3)
-
-    @staticmethod
-    def _binding(policy: Any, role: str) -> dict[str, Any] | None:
+    def _binding(self, policy: Any, role: str) -> dict[str, Any] | None:
         return next((b for b in policy.bindings if b["role"] == role and not b.get("condition")), None)
 
-    def has(self, target: str, role: str, member: str) -> bool | None:
-        from google.api_core.exceptions import NotFound
+    def _members(self, binding: Any) -> Any:
+        return binding["members"]
 
-        try:
-            policy = self._policy(target)
-        except NotFound:
-            return None
-        binding = self._binding(policy, role)
-        return binding is not None and member in binding["members"]
+    def _new_binding(self, policy: Any, role: str, member: str) -> None:
+        policy.bindings.append({"role": role, "members": {member}})
 
-    def add(self, target: str, role: str, member: str) -> None:
-        def add(policy: Any) -> bool:
-            binding = self._binding(policy, role)
-            if binding is None:
-                policy.bindings.append({"role": role, "members": {member}})
-                return True
-            if member in binding["members"]:
-                return False
-            binding["members"] = {*binding["members"], member}
-            return True
+    def _add_member(self, binding: Any, member: str) -> None:
+        binding["members"] = {*binding["members"], member}
 
-        self._modify(target, add)
-
-    def remove(self, target: str, role: str, member: str) -> None:
-        from google.api_core.exceptions import NotFound
-
-        def remove(policy: Any) -> bool:
-            binding = self._binding(policy, role)
-            if binding is None or member not in binding["members"]:
-                return False
-            binding["members"] = {m for m in binding["members"] if m != member}
-            if not binding["members"]:
-                policy.bindings.remove(binding)
-            return True
-
-        try:
-            self._modify(target, remove)
-        except NotFound:
-            pass
-
-    def _modify(self, target: str, change: Callable[[Any], bool]) -> None:
-        from google.api_core.exceptions import Conflict, PreconditionFailed
-
-        from infra.errors import InfraError
-
-        for attempt in range(self.attempts):
-            policy = self._policy(target)
-            if not change(policy):
-                return
-            try:
-                self.client.bucket(target).set_iam_policy(policy)  # carries the etag read above
-                return
-            except (Conflict, PreconditionFailed):
-                if attempt == self.attempts - 1:
-                    raise InfraError(f"The IAM policy of gs://{target} kept changing while being updated.",
-                                     hint="Run the command again.") from None
-                self.sleep(min(2.0**attempt, 16.0))
+    def _remove_member(self, policy: Any, binding: Any, member: str) -> None:
+        binding["members"] = {m for m in binding["members"] if m != member}
+        if not binding["members"]:
+            policy.bindings.remove(binding)
