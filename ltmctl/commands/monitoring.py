@@ -24,7 +24,7 @@ def apply(
     Example: ltmctl --env dev monitoring apply --plan
     """
     from ltmctl import monitoring, ui
-    from ltmctl.commands.provision import confirm, render_changes
+    from ltmctl.commands.provision import confirm, review
     from ltmctl.gcp.clients import GcpClients
     from ltmctl.gcp.errors import google_errors
     from ltmctl.gcp.provisioning import require_gcp
@@ -37,14 +37,10 @@ def apply(
         with ui.err.status(f"Reading the dashboards and alert policies of {project}…"), \
                 google_errors(project, "reading Cloud Monitoring dashboards and alert policies"):
             changes = monitoring.plan(client, resolved)
-        render_changes(monitoring.change_rows(changes), output)
-        pending = [c for c in changes if c.action != "noop"]
+        pending = review(changes, monitoring.change_rows(changes), output, plan_only,
+                         matches=f"Cloud Monitoring in {project}",
+                         command=f"ltmctl --env {resolved.name} monitoring apply")
         if not pending:
-            ui.err.print(f"[green]✓[/green] Cloud Monitoring in {project} matches the config; nothing to change.")
-            return
-        if plan_only:
-            ui.err.print(f"{len(pending)} change(s) planned; apply them with `ltmctl --env {resolved.name} "
-                         "monitoring apply`.")
             return
         confirm(yes, "change Cloud Monitoring", f"Apply {len(pending)} change(s) to project {project}?")
         with google_errors(project, "writing Cloud Monitoring dashboards and alert policies"):

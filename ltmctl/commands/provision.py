@@ -34,19 +34,30 @@ def provision(
         target = provisioning.target(resolved, clients, "provision")
         with ui.err.status(f"Reading what exists in {target.project}…"):
             changes = provisioning.plan(target)
-        render_changes(provisioning.change_rows(changes), output)
-        pending = [c for c in changes if c.action != "noop"]
+        pending = review(changes, provisioning.change_rows(changes), output, plan_only,
+                         matches=f"Everything in {target.project}", command=f"ltmctl --env {resolved.name} provision")
         if not pending:
-            ui.err.print(f"[green]✓[/green] Everything in {target.project} matches the config; nothing to change.")
-            return
-        if plan_only:
-            ui.err.print(f"{len(pending)} change(s) planned; apply them with `ltmctl --env {resolved.name} "
-                         "provision`.")
             return
         confirm(yes, "provision", f"Apply {len(pending)} change(s) to project {target.project}?")
         provisioning.apply(target, changes, on_change=lambda c: ui.err.print(
             f"  [green]✓[/green] {c.action} {c.resource.kind} {c.resource.key}"))
     ui.err.print(f"[bold green]Provisioned[/bold green] {target.project}: {len(pending)} change(s) applied.")
+
+
+def review(changes: list[Any], rows: list[dict[str, Any]], output: str, plan_only: bool, *, matches: str,
+           command: str) -> list[Any]:
+    """Show a plan; return the changes still to apply, or [] when nothing differs or only the plan was asked."""
+    from ltmctl import ui
+
+    render_changes(rows, output)
+    pending = [c for c in changes if c.action != "noop"]
+    if not pending:
+        ui.err.print(f"[green]✓[/green] {matches} matches the config; nothing to change.")
+        return []
+    if plan_only:
+        ui.err.print(f"{len(pending)} change(s) planned; apply them with `{command}`.")
+        return []
+    return pending
 
 
 def confirm(yes: bool, action: str, question: str) -> None:
