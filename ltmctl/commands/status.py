@@ -12,33 +12,51 @@ def status(
     output: Annotated[Literal["table", "json"], typer.Option("--output", "-o", help="Format on stdout.")] = "table",
 ) -> None:
     """Show each resource of the environment: ok (exists, matches the config), missing, or drifted (and which
-    fields). Read-only.
+    fields); then each Cloud Run service: its URL, ready revision and traffic split, and whether it runs what a
+    deploy of this checkout and config would (drift: source, settings, iap members). Read-only.
 
     Example: ltmctl --env dev status --output json
     """
     from ltmctl import ui
+    from ltmctl.deploy.clients import DeployClients
+    from ltmctl.deploy.services import service_rows
+    from ltmctl.deploy.target import target_for
     from ltmctl.gcp import provisioning
-    from ltmctl.gcp.clients import GcpClients
+    from ltmctl.gcp.errors import google_errors
 
     resolved = ctx.obj.load()
     provisioning.require_gcp(resolved, "status")
-    with GcpClients.for_env(resolved) as clients:
+    with DeployClients.for_env(resolved) as clients:
         target = provisioning.target(resolved, clients, "status")
         with ui.err.status(f"Reading {target.project}…"):
             rows = provisioning.status_rows(provisioning.plan(target))
+            deploy_target = target_for(resolved, target.spec.project_number)
+            with google_errors(target.project, "reading the Cloud Run services"):
+                services = service_rows(deploy_target, clients, resolved.root)
     if output == "json":
-        ui.emit(rows, "json")
+        ui.emit({"resources": rows, "services": services}, "json")
     else:
         from rich.markup import escape
         from rich.table import Table
 
-        styles = {"ok": "green", "missing": "red", "drifted": "yellow"}
+        styles = {"ok": "green", "missing": "red", "drifted": "yellow", "not ready": "red"}
         table = Table("kind", "resource", "state", "drifted fields")
         for row in rows:
             s = styles[row["state"]]
             table.add_row(row["kind"], escape(row["resource"]), f"[{s}]{row['state']}[/{s}]",
                           ", ".join(row["drift"]))
         ui.out.print(table)
+        table = Table("service", "state", "url", "ready revision", "traffic", "drifted fields")
+        for row in services:
+            s = styles[row["state"]]
+            split = ", ".join(f"{t['revision']} {t['percent']}%" for t in row["traffic"])
+            table.add_row(row["service"], f"[{s}]{row['state']}[/{s}]", row["url"], row["ready_revision"], split,
+                          ", ".join(row["drift"]))
+        ui.out.print(table)
     counts = {state: sum(r["state"] == state for r in rows) for state in ("ok", "missing", "drifted")}
     ui.err.print(f"{counts['ok']} ok, {counts['missing']} missing, {counts['drifted']} drifted"
                  + ("" if counts["ok"] == len(rows) else f"; `ltmctl --env {resolved.name} provision` fixes that."))
+    stale = [r["service"] for r in services if r["state"] != "ok"]
+    if stale:
+        ui.err.print(f"Services not as configured: {', '.join(stale)}; `ltmctl --env {resolved.name} deploy` "
+                     "fixes that.")

@@ -134,8 +134,11 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
                                                 _table(target)))
     if "api" in urls:
         with google_errors(target.project, "granting IAP access to the API"):
-            added = iap.grant_access(clients.http, clients.iap_endpoint, target.iap_resource, target.iap_members)
-        note([f"IAP access to {target.components['api'].service} for {m}" for m in added])
+            added, removed = iap.sync_access(clients.http, clients.iap_endpoint, target.iap_resource,
+                                             target.iap_members)
+        service = target.components["api"].service
+        note([f"IAP access to {service} for {m}" for m in added]
+             + [f"IAP access to {service} revoked for {m} (no longer in iap.members)" for m in removed])
     return result
 
 

@@ -26,33 +26,38 @@ def _post(session: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
     return response.json() if response.content else {}
 
 
-def grant_access(session: Any, endpoint: str, resource: str, members: tuple[str, ...] | list[str],
-                 attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """Add the members to the accessor role, leaving every other binding alone; the members added."""
+def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, ...] | list[str],
+                attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> tuple[list[str], list[str]]:
+    """Make the accessor role's unconditional binding on this service's IAP resource hold exactly `members`;
+    return (added, removed). Config is the source of truth here, as for every other resource deploy owns: a
+    member taken out of `iap.members` loses access on the next deploy instead of keeping it forever. Other
+    roles and conditional bindings (someone else's intent) are left alone, and the read-modify-write carries
+    the policy's etag, so a concurrent change makes the write fail and the loop read again."""
     from google.api_core.exceptions import Aborted, Conflict
 
     url = f"{endpoint.rstrip('/')}/v1/{resource}"
+    wanted = list(dict.fromkeys(members))
     for attempt in range(attempts):
         policy = _post(session, url + ":getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
         bindings = policy.setdefault("bindings", [])
-        # A conditional binding is someone else's intent: never merged into.
         binding = next((b for b in bindings if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
-        have = set(binding["members"]) if binding else set()
-        missing = [m for m in members if m not in have]
-        if not missing:
-            return []
-        if binding is None:
-            bindings.append({"role": ROLE_IAP_ACCESSOR, "members": missing})
-        else:
-            binding["members"] = [*binding["members"], *missing]
+        have = list(binding["members"]) if binding else []
+        added = [m for m in wanted if m not in have]
+        removed = [m for m in have if m not in wanted]
+        if not added and not removed:
+            return [], []
+        if binding is not None:
+            bindings.remove(binding)
+        if wanted:
+            bindings.append({"role": ROLE_IAP_ACCESSOR, "members": wanted})
         try:
-            _post(session, url + ":setIamPolicy", {"policy": policy})  # carries the etag read above
-            return missing
+            _post(session, url + ":setIamPolicy", {"policy": policy})
+            return added, removed
         except (Aborted, Conflict):  # changed meanwhile: read again
             if attempt == attempts - 1:
                 raise
             sleep(min(2.0**attempt, 8.0))
-    return []
+    return [], []
 
 
 def ensure_agent(session: Any, endpoint: str | None, project: str) -> None:

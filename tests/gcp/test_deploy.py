@@ -172,6 +172,31 @@ def test_only_settings_changed_updates_the_service_without_a_build(fake, resolve
     assert update.body["template"]["scaling"]["maxInstanceCount"] == 9
 
 
+def test_a_member_taken_out_of_iap_members_loses_access_and_nothing_else_changes(fake, resolved, clients,
+                                                                                  config_path):
+    deploy(resolved, clients)
+    (resource,) = fake.api(IapApi).policies.policies
+    # Someone else's intent on the same resource: another role, and a conditional accessor binding.
+    policy = fake.api(IapApi).policies.get(resource)
+    others = [{"role": "roles/iap.admin", "members": ["user:ops@example.com"]},
+              {"role": ACCESSOR, "members": ["user:temp@example.com"],
+               "condition": {"title": "temporary", "expression": "request.time < timestamp('2027-01-01T00:00:00Z')"}}]
+    fake.api(IapApi).policies.set(resource, {**policy, "bindings": policy["bindings"] + others})
+    from ltmctl import config
+
+    config_path.write_text(config_path.read_text().replace(f"{IAP_MEMBERS[0]}, ", ""))
+    result = deploy(config.load(config_path, "dev"), clients)
+
+    bindings = fake.api(IapApi).policies.policies[resource]["bindings"]
+    assert [b for b in bindings if b not in others] == [{"role": ACCESSOR, "members": [IAP_MEMBERS[1]]}]
+    assert [b for b in bindings if b in others] == others
+    assert any(IAP_MEMBERS[0] in line and "revoked" in line for line in result.access)
+    # Config and policy agree again: the next deploy sends nothing.
+    fake.clear_requests()
+    deploy(config.load(config_path, "dev"), clients)
+    assert fake.mutating_requests() == []
+
+
 def test_force_rebuilds_and_rolls_out_what_is_unchanged(fake, resolved, clients):
     deploy(resolved, clients)
     fake.clear_requests()

@@ -13,13 +13,13 @@ from tests.gcp.support import EXPECTED_GRANTS, INGEST_SUB, PROJECT, grants, ours
 
 
 def test_status_before_and_after_provision_and_after_drift(fake, ltmctl):
-    rows = json.loads(ltmctl("status", "--output", "json").stdout)
+    rows = json.loads(ltmctl("status", "--output", "json").stdout)["resources"]
     assert {r["state"] for r in rows if "cloudresourcemanager" not in r["resource"]} == {"missing"}
 
     assert ltmctl("provision", "--yes").exit_code == 0
     result = ltmctl("status", "--output", "json")
     assert result.exit_code == 0
-    assert {r["state"] for r in json.loads(result.stdout)} == {"ok"}
+    assert {r["state"] for r in json.loads(result.stdout)["resources"]} == {"ok"}
 
     fake.api(PubSubApi).subscriptions[INGEST_SUB]["deadLetterPolicy"]["maxDeliveryAttempts"] = 9
     fake.clear_requests()
@@ -27,7 +27,7 @@ def test_status_before_and_after_provision_and_after_drift(fake, ltmctl):
     assert result.exit_code == 0
     assert "drifted" in result.stdout
     assert "1 drifted" in result.output
-    rows = json.loads(ltmctl("status", "--output", "json").stdout)
+    rows = json.loads(ltmctl("status", "--output", "json").stdout)["resources"]
     (drifted,) = [r for r in rows if r["state"] == "drifted"]
     assert drifted["resource"] == INGEST_SUB
     assert drifted["drift"] == {"max_delivery_attempts": {"actual": 9, "desired": 5}}
@@ -74,4 +74,4 @@ def test_provision_after_destroy_restores_everything(fake, ltmctl):
     assert ltmctl("destroy", "--yes").exit_code == 0
     assert ltmctl("provision", "--yes").exit_code == 0
     assert ours(grants(fake)) == EXPECTED_GRANTS
-    assert {r["state"] for r in json.loads(ltmctl("status", "-o", "json").stdout)} == {"ok"}
+    assert {r["state"] for r in json.loads(ltmctl("status", "-o", "json").stdout)["resources"]} == {"ok"}
