@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class Event(BaseModel):
-    """One stored event, as the ingest function wrote it."""
+    """One stored event, as the ingest function or a BigQuery subscription wrote it."""
 
     event_id: str
     action_id: str
@@ -21,7 +21,7 @@ class Event(BaseModel):
     payload: dict[str, Any] | None = None
     message_id: str
     publish_time: datetime
-    ingest_time: datetime
+    ingest_time: datetime | None = None  # None when a BigQuery subscription wrote the row
     attributes: dict[str, Any] | None = None
 
 

@@ -12,12 +12,16 @@ from typing import Any
 
 _TABLE_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
-# One row per event_id: the first stored copy wins, so re-deliveries never count twice.
+# One row per event_id, so re-deliveries never count twice: the first published copy wins. publish_time (set by
+# Pub/Sub, never NULL) orders copies whichever way they were written; ingest_time is NULL for rows a BigQuery
+# subscription wrote, so it only separates copies of one message (same message_id), and NULLS LAST says where those
+# go on BigQuery and on the emulator alike (their defaults differ). Copies equal in all three are the same delivery
+# written twice, identical in every column, so which one is kept cannot change an answer.
 _DEDUPED = """
   SELECT * FROM `{table}`
   WHERE {where}
     AND event_time >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @days DAY)
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time, message_id) = 1
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY publish_time, message_id, ingest_time NULLS LAST) = 1
 """
 
 GET_DATA = """

@@ -24,7 +24,8 @@ def execute(
     providers: dict[str, Provider],
     on_change: Callable[[Change], None] | None = None,
 ) -> list[Change]:
-    """Carry out a plan made by `plan` (shown to someone first, say). Nothing runs if any change is a replace."""
+    """Carry out a plan made by `plan` (shown to someone first, say), plus any deletes the caller added. Nothing
+    runs if any change is a replace."""
     blocked = [c for c in changes if c.action == "replace"]
     if blocked:
         lines = "\n".join(f"  {c.resource.key}: {', '.join(c.diffs)}" for c in blocked)
@@ -46,6 +47,8 @@ def execute(
             provider.create(change.resource)
         elif change.action == "update":
             provider.update(change.resource, list(change.diffs))
+        elif change.action == "delete":  # a caller's plan may revoke what is no longer wanted
+            provider.delete(change.resource)
         for done in batch:
             if on_change and done.action != "noop":
                 on_change(done)

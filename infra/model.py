@@ -113,7 +113,8 @@ class IamMember:
     checked); deleting removes only that member. Bindings of other members and roles are never touched.
     `target_type` selects how the policy is read and written (see `infra.providers.iam`): "project"
     (target: project id), "pubsub.topic" / "pubsub.subscription" (target: full resource name),
-    "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "run.service" (target: full name),
+    "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "bigquery.table" (target:
+    "project.dataset.table"; the table's IAM policy), "run.service" (target: full name),
     "storage.bucket" (target: bucket name), "artifactregistry.repository" (target: full name).
     """
 
@@ -229,7 +230,7 @@ REQUIRED_APIS = (
 # The narrowest predefined roles that let each identity do its job, and nothing broader.
 ROLE_JOB_USER = "roles/bigquery.jobUser"  # project-level: running query jobs
 ROLE_DATA_VIEWER = "roles/bigquery.dataViewer"  # dataset-level
-ROLE_DATA_EDITOR = "roles/bigquery.dataEditor"  # dataset-level
+ROLE_DATA_EDITOR = "roles/bigquery.dataEditor"  # dataset-level; table-level for Pub/Sub's agent
 ROLE_PUBLISHER = "roles/pubsub.publisher"
 ROLE_SUBSCRIBER = "roles/pubsub.subscriber"
 ROLE_RUN_INVOKER = "roles/run.invoker"
@@ -256,6 +257,7 @@ class GcpSpec:
     ingest_service: str = "ltm-ingest"
     staging_retention_days: int = 30
     apis: tuple[str, ...] = REQUIRED_APIS
+    ingest_mode: str = "push"  # "push": the ingest service writes rows; "bigquery": a BigQuery subscription does
 
     @property
     def project(self) -> str:
@@ -290,6 +292,13 @@ class GcpSpec:
         return f"projects/{self.project}/locations/{self.region}/services/{service}"
 
     @property
+    def table_writer_grant(self) -> IamMember:
+        """What a BigQuery subscription needs: Pub/Sub's service agent (it writes the rows) may edit the events
+        table, and only that table (Pub/Sub documents dataEditor on the table or the project)."""
+        p = self.pipeline
+        return IamMember("bigquery.table", f"{p.project}.{p.dataset}.{p.table}", ROLE_DATA_EDITOR, self.pubsub_agent)
+
+    @property
     def repository_name(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/repositories/{self.artifact_repository}"
 
@@ -321,7 +330,14 @@ def gcp_desired(spec: GcpSpec) -> list[Resource]:
         IamMember("storage.bucket", spec.staging_bucket, ROLE_OBJECT_ADMIN, accounts["builder"].member),
         IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER,
                   accounts["builder"].member),
+        *([spec.table_writer_grant] if spec.ingest_mode == "bigquery" else []),
     ]
+
+
+def gcp_unwanted(spec: GcpSpec) -> list[Resource]:
+    """Grants an earlier ingest mode needed and this one does not: `provision` revokes them if they exist, so
+    switching from bigquery back to push leaves Pub/Sub no write access to the table."""
+    return [spec.table_writer_grant] if spec.ingest_mode != "bigquery" else []
 
 
 def service_bindings(spec: GcpSpec) -> list[IamMember]:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from ltmctl.config import Resolved
 
+# What a BigQuery subscription with write_metadata writes besides the message's own fields, and the column types
+# it accepts for each (cloud.google.com/pubsub/docs/bigquery). `data` is not written with use_table_schema.
+BIGQUERY_SUBSCRIPTION_METADATA = {"subscription_name": ("STRING",), "message_id": ("STRING",),
+                                  "publish_time": ("TIMESTAMP",), "attributes": ("STRING", "JSON")}
+# Event fields optional for the ingest function (it defaults them) that a BigQuery subscription cannot fill:
+# event_id is a REQUIRED column, so a message without one fails the write and ends in the dead-letter topic.
+BIGQUERY_MODE_REQUIRED = ("event_id",)
+
 
 def spec(resolved: Resolved, push_endpoint: str | None = None, push_service_account: str | None = None):
     from infra.model import PipelineSpec
@@ -27,6 +35,17 @@ def spec(resolved: Resolved, push_endpoint: str | None = None, push_service_acco
         push_endpoint=push_endpoint,
         push_service_account=push_service_account,
     )
+
+
+def event_validator(resolved: Resolved):
+    """The contract's validator for what this environment's producers must send: with ingest_mode bigquery,
+    also the fields nothing fills in for them."""
+    from ingest_fn.contract import EventValidator, event_schema
+
+    schema = event_schema()
+    if resolved.pipeline.ingest_mode == "bigquery":
+        schema = {**schema, "required": [*schema["required"], *BIGQUERY_MODE_REQUIRED]}
+    return EventValidator(schema)
 
 
 def service_env(resolved: Resolved) -> dict[str, str]:
@@ -56,4 +75,5 @@ def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None 
         artifact_repository=env.gcp.artifact_repository,
         api_service=env.api.service,
         ingest_service=env.ingest.service,
+        ingest_mode=resolved.pipeline.ingest_mode,
     )

@@ -4,8 +4,10 @@ import json
 
 from ingest_fn.contract import contract_dir
 
-# Columns the ingest function adds to every event; they are not part of what producers publish.
-ENVELOPE = {"message_id": "STRING", "publish_time": "TIMESTAMP", "ingest_time": "TIMESTAMP", "attributes": "JSON"}
+# Columns about the delivery, not part of what producers publish: the ingest function fills the first four,
+# a BigQuery subscription (write_metadata) all but ingest_time.
+ENVELOPE = {"message_id": "STRING", "publish_time": "TIMESTAMP", "ingest_time": "TIMESTAMP", "attributes": "JSON",
+            "subscription_name": "STRING"}
 # event_id is optional for producers but always stored: it defaults to the Pub/Sub message id.
 DEFAULTED = {"event_id"}
 
@@ -50,3 +52,17 @@ def test_partitioning_and_clustering_columns_exist_and_are_required():
 def test_schema_refuses_unknown_fields():
     schema, _ = _load()
     assert schema["additionalProperties"] is False
+
+
+def test_a_bigquery_subscription_can_fill_every_required_column():
+    """ingest_mode bigquery: Pub/Sub writes the message's JSON fields and its metadata, nothing else."""
+    from ltmctl.pipeline import BIGQUERY_MODE_REQUIRED, BIGQUERY_SUBSCRIPTION_METADATA
+
+    schema, columns = _load()
+    for name, types in BIGQUERY_SUBSCRIPTION_METADATA.items():
+        assert name in columns and columns[name]["type"] in types, name
+    always_written = (set(schema["required"]) | set(BIGQUERY_MODE_REQUIRED)
+                      | set(BIGQUERY_SUBSCRIPTION_METADATA) - {"attributes"})  # a message may have no attributes
+    required = {name for name, col in columns.items() if col["mode"] == "REQUIRED"}
+    assert required <= always_written, required - always_written
+    assert columns["ingest_time"]["mode"] == "NULLABLE"  # only the ingest function sets it

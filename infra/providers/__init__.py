@@ -23,7 +23,7 @@ def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_r
                       publisher: Any, subscriber: Any, bigquery: Any, run_services: Any = None) -> dict[str, Provider]:
     """Providers for everything `infra.model.gcp_desired` (and, given `run_services`, `service_bindings`) holds."""
     from infra.providers.artifactregistry import RepositoryProvider
-    from infra.providers.bigquery import DatasetAccessGrants
+    from infra.providers.bigquery import DatasetAccessGrants, TableIamGrants
     from infra.providers.iam import IamMemberProvider, ServiceAccountProvider, gapic_grants
     from infra.providers.serviceusage import ApiServiceProvider
     from infra.providers.storage import BucketIamGrants, BucketProvider
@@ -33,6 +33,7 @@ def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_r
         "pubsub.topic": gapic_grants(publisher),
         "pubsub.subscription": gapic_grants(subscriber),
         "bigquery.dataset": DatasetAccessGrants(bigquery),
+        "bigquery.table": TableIamGrants(bigquery),
         "storage.bucket": BucketIamGrants(storage),
         "artifactregistry.repository": gapic_grants(artifact_registry),
     }

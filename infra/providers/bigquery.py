@@ -7,6 +7,7 @@ from typing import Any
 from google.api_core.exceptions import NotFound
 
 from infra.model import Dataset, Table
+from infra.providers.iam import DictPolicyGrants
 
 
 def _field(f: Any) -> dict[str, Any]:
@@ -162,3 +163,14 @@ class DatasetAccessGrants:
                 if attempt == self.attempts - 1 or (isinstance(exc, BadRequest) and "does not exist" not in str(exc)):
                     raise
                 time.sleep(min(2.0**attempt, 16.0))
+
+
+class TableIamGrants(DictPolicyGrants):
+    """Grants on one table's IAM policy (tables.getIamPolicy/setIamPolicy; BigQuery serves version 1 only), for a
+    role narrower than any dataset-level one: the table alone."""
+
+    label = "table {target}"
+
+    def __init__(self, client: Any, attempts: int = 6) -> None:
+        super().__init__(get=lambda target: client.get_iam_policy(target),
+                         set=lambda target, policy: client.set_iam_policy(target, policy), attempts=attempts)

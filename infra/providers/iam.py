@@ -2,8 +2,9 @@
 
 `IamMemberProvider` manages one (resource, role, member) at a time through a `Grants` per target type:
 `PolicyGrants` for resources with getIamPolicy/setIamPolicy (projects, topics, subscriptions, Cloud Run
-services, ...), `infra.providers.bigquery.DatasetAccessGrants` for datasets. Every change is a read-modify-write
-that carries the etag it read, so a concurrent change makes it retry instead of overwriting.
+services, ...; `DictPolicyGrants` where the client returns google.api_core.iam.Policy: buckets, BigQuery tables),
+`infra.providers.bigquery.DatasetAccessGrants` for datasets (whose IAM is their access list). Every change is a
+read-modify-write that carries the etag it read, so a concurrent change makes it retry instead of overwriting.
 """
 
 from __future__ import annotations
@@ -157,6 +158,28 @@ class PolicyGrants:
                 raise InfraError(f"The IAM policy of {self.label.format(target=target)} kept changing while being "
                                  "updated.", hint="Run the command again.")
             self.sleep(min(2.0**attempt, 16.0))
+
+
+class DictPolicyGrants(PolicyGrants):
+    """PolicyGrants for a google.api_core.iam.Policy (the JSON clients: Cloud Storage, BigQuery), whose bindings
+    are dicts with a set of members. The read-modify-write loop is PolicyGrants'; only the binding shape differs."""
+
+    def _binding(self, policy: Any, role: str) -> dict[str, Any] | None:
+        return next((b for b in policy.bindings if b["role"] == role and not b.get("condition")), None)
+
+    def _members(self, binding: Any) -> Any:
+        return binding["members"]
+
+    def _new_binding(self, policy: Any, role: str, member: str) -> None:
+        policy.bindings.append({"role": role, "members": {member}})
+
+    def _add_member(self, binding: Any, member: str) -> None:
+        binding["members"] = {*binding["members"], member}
+
+    def _remove_member(self, policy: Any, binding: Any, member: str) -> None:
+        binding["members"] = {m for m in binding["members"] if m != member}
+        if not binding["members"]:
+            policy.bindings.remove(binding)
 
 
 def gapic_grants(client: Any, resource: Callable[[str], str] = lambda target: target) -> PolicyGrants:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.model import Bucket
-from infra.providers.iam import PolicyGrants
+from infra.providers.iam import DictPolicyGrants
 
 
 def _age_delete(rule: Any) -> int | None:
@@ -63,10 +63,9 @@ class BucketProvider:
             pass
 
 
-class BucketIamGrants(PolicyGrants):
-    """Grants on a bucket's IAM policy (google.api_core.iam.Policy, version 3, bindings as dicts). The
-    read-modify-write loop is PolicyGrants'; only the shape of a binding differs. Conditional bindings are
-    someone else's intent and are never edited."""
+class BucketIamGrants(DictPolicyGrants):
+    """Grants on a bucket's IAM policy (version 3). Conditional bindings are someone else's intent and are never
+    edited."""
 
     label = "gs://{target}"
 
@@ -75,20 +74,3 @@ class BucketIamGrants(PolicyGrants):
         super().__init__(get=lambda target: client.bucket(target).get_iam_policy(requested_policy_version=3),
                          set=lambda target, policy: client.bucket(target).set_iam_policy(policy),
                          attempts=attempts, sleep=sleep)
-
-    def _binding(self, policy: Any, role: str) -> dict[str, Any] | None:
-        return next((b for b in policy.bindings if b["role"] == role and not b.get("condition")), None)
-
-    def _members(self, binding: Any) -> Any:
-        return binding["members"]
-
-    def _new_binding(self, policy: Any, role: str, member: str) -> None:
-        policy.bindings.append({"role": role, "members": {member}})
-
-    def _add_member(self, binding: Any, member: str) -> None:
-        binding["members"] = {*binding["members"], member}
-
-    def _remove_member(self, policy: Any, binding: Any, member: str) -> None:
-        binding["members"] = {m for m in binding["members"] if m != member}
-        if not binding["members"]:
-            policy.bindings.remove(binding)

@@ -27,17 +27,17 @@ def deploy(
         file_okay=False, exists=True)] = None,
 ) -> None:
     """Build the images (Cloud Build), roll out the Cloud Run services, point the push subscription at the ingest
-    service (OIDC) and let the configured members through IAP. Unchanged components are skipped.
+    service (OIDC), or with ingest_mode bigquery make it a BigQuery subscription, and let the configured members
+    through IAP. Unchanged components are skipped.
 
     Example: ltmctl --env dev deploy all --dry-run --output json
     """
     from ltmctl import ui
     from ltmctl.deploy.deployer import parse_images, select
-    from ltmctl.gcp.provisioning import require_gcp, require_supported_ingest_mode
+    from ltmctl.gcp.provisioning import require_gcp
 
     resolved = ctx.obj.load()
     require_gcp(resolved, "deploy")
-    require_supported_ingest_mode(resolved)
     components, images = select(which), parse_images(which, image or [])
     root = source or resolved.root
     if dry_run:
@@ -56,6 +56,8 @@ def deploy(
         result = run_deploy(target, clients, components=components, images=images, force=force, root=root,
                             progress=_Progress())
     _show_result(result, output)
+    for warning in result.warnings:
+        ui.err.print(f"[yellow]![/yellow] {warning}", soft_wrap=True)
     ui.err.print("[green]✓[/green] Deployed." if result.changed else
                  "[green]✓[/green] Everything was already deployed; nothing changed.")
 

@@ -29,7 +29,6 @@ def provision(
 
     resolved = ctx.obj.load()
     provisioning.require_gcp(resolved, "provision")
-    provisioning.require_supported_ingest_mode(resolved)
     with GcpClients.for_env(resolved) as clients:
         target = provisioning.target(resolved, clients, "provision")
         with ui.err.status(f"Reading what exists in {target.project}…"):

@@ -38,8 +38,7 @@ def publish(
     """
     import sys
 
-    from ingest_fn.contract import EventValidator
-    from ltmctl import publishing, ui
+    from ltmctl import pipeline, publishing, ui
 
     if (count is None) == (file is None):
         raise typer.BadParameter("give exactly one of --count and --file", param_hint="--count/--file")
@@ -55,7 +54,7 @@ def publish(
             summary = publishing.publish_synthetic_to_env(resolved, count=count, seed=seed, source=source,
                                                           on_progress=on_progress, **options)
         else:
-            items = publishing.from_lines(stream, EventValidator())
+            items = publishing.from_lines(stream, pipeline.event_validator(resolved))
             summary = publishing.publish_to_env(resolved, items, on_progress=on_progress, **options)
     for position, problems in summary.invalid:
         ui.err.print(f"[yellow]skipped[/yellow] {'line' if file else 'event'} {position}: {problems}")

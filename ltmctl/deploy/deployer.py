@@ -6,7 +6,8 @@ Order (each step only refers to what the steps before it made):
   2. upload and build the images that are missing, all builds at once, streaming their logs;
   3. create or update the Cloud Run services and wait for their rollouts;
   4. bind roles/run.invoker on each service (push invoker → ingest, IAP's agent → API), additively;
-  5. point the ingest subscription at the ingest URL (OIDC), or make it a BigQuery subscription;
+  5. point the ingest subscription at the ingest URL (OIDC), or (ingest_mode bigquery, no ingest service) make it
+     a BigQuery subscription once `provision` has readied the table and Pub/Sub's access to it;
   6. let the members in `iap.members` through IAP to the API.
 """
 
@@ -22,7 +23,7 @@ from ltmctl.deploy import run as runs
 from ltmctl.deploy.package import Package, package
 from ltmctl.deploy.progress import Progress, Quiet
 from ltmctl.deploy.target import COMPONENTS, Target, service_body, spec_hash
-from ltmctl.errors import UsageError
+from ltmctl.errors import BackendError, UsageError
 from ltmctl.gcp.errors import google_errors
 
 # The data path first: events flow as soon as the ingest side is up, whatever happens to the API after.
@@ -47,6 +48,7 @@ class Result:
     region: str
     components: list[Outcome] = field(default_factory=list)
     access: list[str] = field(default_factory=list)  # what step 4-6 changed, one line each
+    warnings: list[str] = field(default_factory=list)  # what the user should act on; deploy changed nothing there
 
     @property
     def changed(self) -> bool:
@@ -54,7 +56,8 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "region": self.region,
-                "components": [o.__dict__ for o in self.components], "access": self.access}
+                "components": [o.__dict__ for o in self.components], "access": self.access,
+                "warnings": self.warnings}
 
 
 @dataclass
@@ -99,13 +102,15 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
         raise UsageError(f"Unknown component(s): {', '.join(sorted(unknown))}.", hint="Use api, ingest or all.")
     result = Result(target.project, target.region)
     services = [c for c in components if not (c == "ingest" and target.ingest_mode == "bigquery")]
-    if "ingest" in components and "ingest" not in services:
-        progress.step("ingest: pipeline.ingest_mode is bigquery, so no ingest service; the subscription writes "
-                      "to the table")
-    unused = set(images) - set(services)
+    unused = set(images) - set(components)
     if unused:
         raise UsageError(f"--image given for {', '.join(sorted(unused))}, which this deploy does not include.",
                          hint="Name only the components being deployed.")
+    if "ingest" in components and "ingest" not in services:
+        # An ingest image is not an error here: cloudbuild.yaml builds and passes both, whatever the mode.
+        progress.step("ingest: pipeline.ingest_mode is bigquery, so no ingest service; the subscription writes "
+                      "to the table" + ("; the ingest image is not used" if "ingest" in images else ""))
+        result.warnings.extend(_leftover_ingest_service(target, clients))
 
     plans = [_plan(target, clients, c, images.get(c), force, root) for c in services]
     todo = [p for p in plans if p.body is not None]
@@ -245,20 +250,43 @@ def _delivery(target: Target, clients: Any, ingest_url: str | None) -> list[str]
 
 
 def _bigquery_delivery(target: Target, clients: Any, path: str) -> list[str]:
-    from infra.apply import execute
-    from infra.model import ROLE_DATA_EDITOR, IamMember
+    p = target.gcp.pipeline
+    _require_bigquery_ready(target, clients)
+    with google_errors(target.project, f"making {p.subscription} a BigQuery subscription"):
+        if push.ensure_bigquery(clients.subscriber, path, _table(target)):
+            return [f"BigQuery subscription {p.subscription} → {_table(target)}"]
+    return []
+
+
+def _require_bigquery_ready(target: Target, clients: Any) -> None:
+    """Pub/Sub refuses a BigQuery subscription whose table lacks its metadata columns or that its service agent
+    may not write to, and both are `provision`'s to set up (the table's schema and IAM); deploy only reads them."""
+    from infra.model import Table, desired
     from infra.plan import plan
 
     p = target.gcp.pipeline
-    # Pub/Sub's own agent writes the rows, so it needs what the ingest service's account had on the dataset.
-    grant = IamMember("bigquery.dataset", f"{p.project}.{p.dataset}", ROLE_DATA_EDITOR, target.gcp.pubsub_agent)
-    providers = {"iam.member": clients.providers()["iam.member"]}
-    lines = []
-    with google_errors(target.project, f"letting Pub/Sub write to dataset {p.dataset}"):
-        changes = [c for c in plan([grant], providers) if c.action == "create"]
-        execute(changes, providers)
-    lines += [f"{ROLE_DATA_EDITOR} on {p.dataset} for {grant.member}" for _ in changes]
-    with google_errors(target.project, f"making {p.subscription} a BigQuery subscription"):
-        if push.ensure_bigquery(clients.subscriber, path, _table(target)):
-            lines.append(f"BigQuery subscription {p.subscription} → {_table(target)}")
-    return lines
+    table = next(r for r in desired(p) if isinstance(r, Table))
+    wanted = [table, target.gcp.table_writer_grant]
+    providers = {kind: clients.providers()[kind] for kind in ("bigquery.table", "iam.member")}
+    with google_errors(target.project, f"reading table {table.key} and who may write to it"):
+        changes = [c for c in plan(wanted, providers) if c.action != "noop"]
+    if changes:
+        missing = "; ".join(f"{c.resource.kind} {c.resource.key}: "
+                            + (", ".join(c.diffs) + " differ" if c.diffs else "missing") for c in changes)
+        raise BackendError(
+            f"pipeline.ingest_mode is bigquery, but the project is not provisioned for it ({missing}).",
+            hint="Run `ltmctl provision` first (it updates the table in place and grants Pub/Sub's service agent "
+                 "roles/bigquery.dataEditor on the table), then deploy again.")
+
+
+def _leftover_ingest_service(target: Target, clients: Any) -> list[str]:
+    """An ingest service from an earlier push-mode deploy: nothing pushes to it any more, but it is not deploy's to
+    delete (its revisions and logs may still be wanted), so say how to."""
+    c = target.components["ingest"]
+    with google_errors(target.project, f"reading Cloud Run service {c.service}"):
+        deployed = runs.read(clients.run_services, target.service_name("ingest"))
+    if not deployed.exists:
+        return []
+    return [f"The ingest service {c.service} from an earlier push-mode deploy still exists; with ingest_mode bigquery "
+            f"nothing sends to it. Remove it with: gcloud run services delete {c.service} --region={target.region} "
+            f"--project={target.project}"]

@@ -44,8 +44,13 @@ def ensure_push(subscriber: Any, path: str, endpoint: str, invoker: str) -> bool
 
 def bigquery_config(table: str) -> dict[str, Any]:
     """Write each message's JSON fields into the table's columns of the same name, plus Pub/Sub's metadata
-    (message_id, publish_time, attributes) into the columns the contract already has for them."""
-    return {"table": table, "use_table_schema": True, "write_metadata": True, "drop_unknown_fields": True}
+    (subscription_name, message_id, publish_time, attributes) into the contract's columns for them.
+
+    drop_unknown_fields stays false: the contract refuses fields it does not know, so a message with one fails the
+    write and ends in the dead-letter topic, as the ingest function would send it there, instead of being stored
+    with part of it silently dropped. Pub/Sub's own service agent writes (no service_account_email): it needs only
+    dataEditor on the table, and the deployer no actAs on another account."""
+    return {"table": table, "use_table_schema": True, "write_metadata": True, "drop_unknown_fields": False}
 
 
 def ensure_bigquery(subscriber: Any, path: str, table: str) -> bool:

@@ -4,7 +4,7 @@ config, plan against what exists, apply or delete in dependency order. No typer 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ltmctl.config import Resolved
@@ -21,49 +21,6 @@ def require_gcp(resolved: Resolved, command: str) -> None:
             f"`ltmctl {command}` works on a Google Cloud environment; {resolved.name!r} is a local one.",
             hint="Choose a gcp environment with --env NAME (create one with `ltmctl init --project P --region R`). "
                  "The local stack is provisioned by `ltmctl local up`.")
-
-
-# What a Pub/Sub BigQuery subscription with write_metadata fills besides the message's own fields: the metadata
-# columns (attributes too; `data` only without use_table_schema). It needs a column for each.
-BIGQUERY_SUBSCRIPTION_METADATA = ("subscription_name", "message_id", "publish_time", "attributes")
-
-
-def bigquery_mode_gaps(table: tuple[dict, ...] | list[dict], event_schema: dict) -> tuple[list[str], list[str]]:
-    """Why the table cannot receive from a BigQuery subscription: (REQUIRED columns that neither every event nor
-    the subscription's metadata fills, metadata columns the table lacks)."""
-    columns = {c["name"]: c for c in table}
-    filled = set(event_schema.get("required", [])) | set(BIGQUERY_SUBSCRIPTION_METADATA)
-    unfilled = [n for n, c in columns.items() if c.get("mode") == "REQUIRED" and n not in filled
-                and "defaultValueExpression" not in c]
-    missing = [n for n in BIGQUERY_SUBSCRIPTION_METADATA if n not in columns]
-    return unfilled, missing
-
-
-def require_supported_ingest_mode(resolved: Resolved) -> None:
-    """`pipeline.ingest_mode: bigquery` is refused while the contract's table cannot receive from a BigQuery
-    subscription (exit 3, naming the file, line and key)."""
-    from ingest_fn.contract import event_schema, table_schema
-    from ltmctl.config import key_line
-    from ltmctl.errors import ConfigError
-
-    if resolved.pipeline.ingest_mode != "bigquery":
-        return
-    unfilled, missing = bigquery_mode_gaps(table_schema(), event_schema())
-    if not unfilled and not missing:
-        return
-    reasons = []
-    if unfilled:
-        reasons.append(f"the REQUIRED column(s) {', '.join(unfilled)} would stay empty (a BigQuery subscription "
-                       "writes only the message's fields and its metadata; event_id is optional in the contract and "
-                       "ingest_time is set by the ingest function)")
-    if missing:
-        reasons.append(f"write_metadata needs the column(s) {', '.join(missing)}, which the table does not have")
-    line = key_line(resolved.path, ("pipeline", "ingest_mode"))
-    raise ConfigError(
-        f"{resolved.path}:{line}: pipeline.ingest_mode: bigquery cannot write to the events table of "
-        f"config/contract/events_table.json: {'; and '.join(reasons)}. Pub/Sub would refuse the subscription or "
-        "dead-letter the messages.",
-        hint="Use `ingest_mode: push` (the default), which delivers through the ingest function.")
 
 
 class _Annotated:
@@ -95,6 +52,7 @@ class Target:
     spec: Any  # infra.model.GcpSpec
     resources: list[Any]
     providers: dict[str, Any]
+    unwanted: list[Any] = field(default_factory=list)  # grants of the other ingest mode, revoked when present
 
     @property
     def project(self) -> str:
@@ -110,14 +68,14 @@ def project_number(resolved: Resolved, clients: Any) -> int:
 
 
 def target(resolved: Resolved, clients: Any, command: str) -> Target:
-    from infra.model import gcp_desired
+    from infra.model import gcp_desired, gcp_unwanted
 
     require_gcp(resolved, command)
     from ltmctl import pipeline
 
     spec = pipeline.gcp_spec(resolved, project_number(resolved, clients))
     providers = {kind: _Annotated(p, resolved.env.project) for kind, p in clients.providers().items()}
-    return Target(resolved, clients, spec, gcp_desired(spec), providers)
+    return Target(resolved, clients, spec, gcp_desired(spec), providers, gcp_unwanted(spec))
 
 
 def _absent_when_disabled(enabled: set[str]) -> Callable[[Any], bool]:
@@ -128,15 +86,21 @@ def _absent_when_disabled(enabled: set[str]) -> Callable[[Any], bool]:
 
 
 def plan(t: Target) -> list[Any]:
-    """APIs first (their state decides what can be read), then everything else."""
+    """APIs first (their state decides what can be read), then everything else, then revoking what the other
+    ingest mode needed (a delete whose one differing field is `exists`)."""
+    from infra.destroy import plan_destroy
     from infra.model import ApiService
+    from infra.plan import Change
     from infra.plan import plan as infra_plan
 
     apis = [r for r in t.resources if isinstance(r, ApiService)]
     rest = [r for r in t.resources if not isinstance(r, ApiService)]
     api_changes = infra_plan(apis, t.providers)
     enabled = {c.resource.name for c in api_changes if c.action == "noop"} | {"serviceusage.googleapis.com"}
-    return api_changes + infra_plan(rest, t.providers, _absent_when_disabled(enabled))
+    absent = _absent_when_disabled(enabled)
+    revokes = [Change("delete", c.resource, {"exists": (True, False)})
+               for c in plan_destroy(t.unwanted, t.providers, absent=absent) if c.action == "delete"]
+    return api_changes + infra_plan(rest, t.providers, absent) + revokes
 
 
 def apply(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None) -> list[Any]:
@@ -163,7 +127,7 @@ def destroy_plan(t: Target, delete_data: bool) -> list[Any]:
         return isinstance(resource, ApiService) or (not delete_data and isinstance(resource, Dataset | Table))
 
     enabled = enabled_apis(t.clients, t.project, t.spec.apis) | {"serviceusage.googleapis.com"}
-    return plan_destroy(t.resources, t.providers, keep, _absent_when_disabled(enabled))
+    return plan_destroy(t.resources + t.unwanted, t.providers, keep, _absent_when_disabled(enabled))
 
 
 def destroy(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None) -> list[Any]:
@@ -173,7 +137,7 @@ def destroy(t: Target, changes: list[Any], on_change: Callable[[Any], None] | No
         return execute_destroy(changes, t.providers, on_change)
 
 
-STATES = {"noop": "ok", "create": "missing", "update": "drifted", "replace": "drifted"}
+STATES = {"noop": "ok", "create": "missing", "update": "drifted", "replace": "drifted", "delete": "drifted"}
 
 
 def status_rows(changes: list[Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ltmctl.config import Resolved
-from ltmctl.errors import BackendError, StackNotRunning, UsageError
+from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
 from ltmctl.local import processes
 from ltmctl.local.pieces import Piece, pieces
 from ltmctl.local.processes import Proc
@@ -226,9 +226,26 @@ def down(resolved: Resolved, report: Report | None = None) -> list[tuple[str, bo
     return results
 
 
+def _require_push_mode(resolved: Resolved) -> None:
+    """The Pub/Sub emulator has no BigQuery subscriptions: it accepts a bigquery_config on create, but delivers
+    nothing to BigQuery (the messages wait to be pulled) and refuses it on update. Running push instead would
+    test something other than what the config says, so refuse."""
+    if resolved.pipeline.ingest_mode != "bigquery":
+        return
+    from ltmctl.config import key_line
+
+    line = key_line(resolved.path, ("pipeline", "ingest_mode"))
+    raise ConfigError(
+        f"{resolved.path}:{line}: pipeline.ingest_mode: bigquery is not available on the local stack: the Pub/Sub "
+        "emulator has no BigQuery subscriptions (it would keep every message unread).",
+        hint="Use `ingest_mode: push` (the default) locally: `pipeline` is shared by every environment, so keep "
+             "a separate config for the local stack and pass it with --config (or LTM_CONFIG).")
+
+
 def up(resolved: Resolved, port_base: int | None = None, report: Report | None = None) -> tuple[StackState, bool]:
     """Start the stack (or find it running). Returns (state, started)."""
     _require_local(resolved)
+    _require_push_mode(resolved)
     report = report or (lambda piece, what: None)
     existing = read_state(resolved)
     if existing is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -66,6 +67,29 @@ def test_an_event_stored_twice_is_counted_once_in_both_routes(api: Api, insert) 
 
     assert data["count"] == 1 and len(data["events"]) == 1
     assert info["events"] == 1 and info["top_actions"] == [{"action_id": action, "events": 1}]
+
+
+def test_copies_from_both_ingest_modes_count_once_and_the_first_published_wins(api: Api, insert) -> None:
+    # After a switch of ingest_mode one event can be stored by the ingest function and by a BigQuery
+    # subscription, which leaves ingest_time NULL: publish_time decides, and a NULL ingest_time is served as null.
+    action = unique("modes")
+    rows = []
+    for first, minutes in (("push", 5), ("bigquery", 10)):
+        pushed = event_row(action_id=action, age=timedelta(minutes=minutes), payload={"via": "push"})
+        earlier, later = pushed["event_time"], pushed["publish_time"]
+        written = {**pushed, "message_id": unique("bq"), "payload": json.dumps({"via": "bigquery"}),
+                   "ingest_time": None, "subscription_name": "ltm-events-ingest",
+                   "publish_time": earlier if first == "bigquery" else later}
+        pushed["publish_time"] = later if first == "bigquery" else earlier
+        rows += [pushed, written]
+    insert(rows)
+
+    body = api.get(f"/get_data/{action}:someone@example.com").json()
+
+    assert body["count"] == 2
+    newest, oldest = body["events"]
+    assert newest["payload"] == {"via": "push"} and newest["ingest_time"] is not None
+    assert oldest["payload"] == {"via": "bigquery"} and oldest["ingest_time"] is None
 
 
 def test_limit_keeps_the_newest_and_count_keeps_the_total(api: Api, insert) -> None:

@@ -47,6 +47,8 @@ def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
         out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for bucket, policy in fake.api(StorageApi).policies.policies.items():
         out |= {(f"bucket {bucket}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for table, policy in fake.api(BigQueryApi).policies.policies.items():
+        out |= {(f"table {table}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for key, ds in fake.api(BigQueryApi).datasets.items():
         for entry in ds.get("access", []):
             email = entry.get("userByEmail") or entry.get("groupByEmail")

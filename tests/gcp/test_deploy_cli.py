@@ -1,5 +1,5 @@
-"""`ltmctl deploy` end to end through the CLI: exit codes, what is printed on failure, the dry run, the ingest
-modes."""
+"""`ltmctl deploy` end to end through the CLI: exit codes, what is printed on failure, the dry run. The ingest
+modes are in test_ingest_modes.py."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from ltmctl.gcp.fake.cloudbuild import CloudBuildApi
-from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.run import CloudRunApi
 from tests.conftest import make_project
 from tests.gcp.conftest import Ltmctl
-from tests.gcp.deploy_support import DEPLOY_CONFIG, copy_sources, deploy, project_dir, provisioned
-from tests.gcp.support import INGEST_SUB, NUMBER, PROJECT, PUBSUB_AGENT
+from tests.gcp.deploy_support import DEPLOY_CONFIG, copy_sources, project_dir
+from tests.gcp.support import NUMBER, PROJECT
 
 
 @pytest.fixture
@@ -106,53 +105,6 @@ def test_deploy_refuses_a_local_environment(ltmctl):
     assert "local" in result.stderr
 
 
-def test_bigquery_mode_is_refused_naming_the_file_the_key_and_the_columns(fake, tmp_path, monkeypatch):
-    text = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
-    path = project_dir(tmp_path, fake.endpoint, monkeypatch, text)
-    line = text.splitlines().index("  ingest_mode: bigquery") + 1
-    ltmctl = Ltmctl(path)
-    for command in (["provision", "--yes"], ["provision", "--plan"], ["deploy"], ["deploy", "--dry-run"]):
-        result = ltmctl(*command)
-        assert result.exit_code == 3, (command, result.output)
-        message = "".join(result.stderr.split())  # the panel wraps lines anywhere
-        assert f"{path}:{line}:pipeline.ingest_mode:bigquery" in message
-        for column in ("event_id", "ingest_time", "subscription_name"):
-            assert column in message
-        assert "`ingest_mode:push`" in message
-    assert fake.requests == []
-
-
-def _bigquery_mode(fake, tmp_path, monkeypatch):
-    from ltmctl import config
-
-    text = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
-    return config.load(project_dir(tmp_path, fake.endpoint, monkeypatch, text), "dev")
-
-
-def test_the_deployer_s_bigquery_mode_makes_a_bigquery_subscription_and_no_ingest_service(fake, tmp_path,
-                                                                                          monkeypatch):
-    # The commands refuse this mode while the table cannot receive from such a subscription (test above); the
-    # deployer's side of it is kept working for when it can.
-    resolved = _bigquery_mode(fake, tmp_path, monkeypatch)
-    with provisioned(fake, resolved) as clients:
-        deploy(resolved, clients)
-        assert [s.rsplit("/", 1)[-1] for s in fake.api(CloudRunApi).services] == ["ltm-api"]
-        sub = fake.api(PubSubApi).subscriptions[INGEST_SUB]
-        assert sub["bigqueryConfig"] == {"table": f"{PROJECT}.ltm.events", "useTableSchema": True,
-                                         "writeMetadata": True, "dropUnknownFields": True}
-        assert sub["pushConfig"] == {}
-        assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 5  # schema mismatches still dead-letter
-        from ltmctl.gcp.fake.bigquery import BigQueryApi
-
-        access = fake.api(BigQueryApi).datasets[f"{PROJECT}:ltm"]["access"]
-        # Pub/Sub's agent writes the rows now (WRITER is BigQuery's name for dataEditor).
-        assert {"role": "WRITER", "userByEmail": PUBSUB_AGENT.split(":", 1)[1]} in access
-        # Once set up, nothing more to do.
-        fake.clear_requests()
-        deploy(resolved, clients)
-        assert fake.mutating_requests() == []
-
-
 def test_dry_run_needs_no_credentials_and_prints_the_planned_requests(tmp_path):
     project = tmp_path / "project"
     copy_sources(project)
@@ -183,23 +135,6 @@ def test_dry_run_needs_no_credentials_and_prints_the_planned_requests(tmp_path):
     assert f"/projects/{NUMBER}/iap_web/cloud_run-us-central1/services/ltm-api:setIamPolicy".lstrip("/") in \
         " ".join(r["path"] for r in requests)
     assert "nothing was sent" in done.stderr
-
-
-def test_switching_back_from_bigquery_to_push_delivers_to_the_ingest_service(fake, tmp_path, monkeypatch):
-    from ltmctl import config
-
-    resolved = _bigquery_mode(fake, tmp_path, monkeypatch)
-    with provisioned(fake, resolved) as clients:
-        deploy(resolved, clients)
-    resolved.path.write_text(DEPLOY_CONFIG)
-    result = Ltmctl(resolved.path)("deploy")
-
-    assert result.exit_code == 0, result.output
-    assert config.load(resolved.path, "dev").pipeline.ingest_mode == "push"
-    sub = fake.api(PubSubApi).subscriptions[INGEST_SUB]
-    assert "bigqueryConfig" not in sub
-    ingest = fake.api(CloudRunApi).services[f"projects/{PROJECT}/locations/us-central1/services/ltm-ingest"]
-    assert sub["pushConfig"]["pushEndpoint"] == ingest["uri"]
 
 
 @pytest.mark.parametrize(("which", "values", "expected"), [

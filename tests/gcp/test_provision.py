@@ -190,17 +190,3 @@ def test_pending_operations_are_waited_on(fake, ltmctl):
     assert len(polls) >= 2  # the batch enable and the repository creation
     assert fake.api(ResourceManagerApi).policies.policies  # and provisioning went on to the end
     assert fake.api(BigQueryApi).tables
-
-
-def test_bigquery_mode_gaps_name_what_the_table_lacks():
-    from ingest_fn.contract import event_schema, table_schema
-    from ltmctl.gcp.provisioning import bigquery_mode_gaps
-
-    assert bigquery_mode_gaps(table_schema(), event_schema()) == (["event_id", "ingest_time"], ["subscription_name"])
-    # A table a subscription could fill: metadata columns present, the rest nullable, defaulted or always sent.
-    fixed = [*({**c, "mode": "NULLABLE"} if c["name"] == "event_id" else c for c in table_schema()
-               if c["name"] != "ingest_time"),
-             {"name": "ingest_time", "type": "TIMESTAMP", "mode": "REQUIRED",
-              "defaultValueExpression": "CURRENT_TIMESTAMP()"},
-             {"name": "subscription_name", "type": "STRING", "mode": "NULLABLE"}]
-    assert bigquery_mode_gaps(fixed, event_schema()) == ([], [])

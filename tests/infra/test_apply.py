@@ -81,3 +81,40 @@ def test_a_change_that_needs_replacement_is_refused_before_anything_changes(spec
     assert "partition_field" in info.value.message
     # nothing was applied, not even the updatable subscription change
     assert [c.action for c in plan(desired(spec), providers)] == ["noop"] * 6
+
+
+def test_a_table_of_the_previous_contract_is_updated_in_place_keeping_its_rows(spec, providers, stack):
+    # Before ingest_mode bigquery: ingest_time REQUIRED, no subscription_name column.
+    old_schema = tuple({**c, "mode": "REQUIRED", "description": "When the ingest function wrote the row."}
+                       if c["name"] == "ingest_time" else c
+                       for c in table_schema() if c["name"] != "subscription_name")
+    apply(desired(dataclasses.replace(spec, table_schema=old_schema)), providers)
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    retry = DEFAULT_RETRY.with_timeout(10)  # a broken table answers 500s, which the client retries for minutes
+    bq = stack.clients.bigquery
+    table_id = f"{spec.project}.d.events"
+    row = {"event_id": "e-1", "action_id": "login", "user_email": "a@b.co", "app_id": "crm", "app_department": "x",
+           "event_time": "2026-11-30T06:00:00Z", "message_id": "1", "publish_time": "2026-11-30T06:00:01Z",
+           "ingest_time": "2026-11-30T06:00:02Z"}
+    assert bq.insert_rows_json(table_id, [row], retry=retry) == []
+
+    steps = plan(desired(spec), providers)
+    (update,) = [c for c in steps if c.action != "noop"]
+    assert update.action == "update" and update.resource.kind == "bigquery.table"
+    assert set(update.diffs) == {"schema"}
+    apply(desired(spec), providers)
+
+    table = bq.get_table(table_id)
+    modes = {f.name: f.mode for f in table.schema}
+    assert modes["ingest_time"] == "NULLABLE" and modes["subscription_name"] == "NULLABLE"
+    assert [f.name for f in table.schema] == [c["name"] for c in table_schema()]
+    # A row as a BigQuery subscription writes it: no ingest_time, the subscription's name. (bqemulator checks
+    # neither REQUIRED nor unknown fields on insert, so only the read back below shows the column is really there.)
+    written = {**row, "event_id": "e-2", "message_id": "2", "subscription_name": "top-ingest"}
+    del written["ingest_time"]
+    assert bq.insert_rows_json(table_id, [written], retry=retry) == []
+    rows = {r["event_id"]: r for r in bq.query(f"SELECT event_id, ingest_time, subscription_name FROM `{table_id}`")}
+    assert set(rows) == {"e-1", "e-2"}
+    assert rows["e-2"]["ingest_time"] is None and rows["e-2"]["subscription_name"] == "top-ingest"
+    assert all(c.action == "noop" for c in plan(desired(spec), providers))

@@ -34,6 +34,20 @@ def test_synthetic_events_are_valid_and_reproducible():
     assert len({e["app_id"] for e in first}) > 3
 
 
+def test_with_ingest_mode_bigquery_producers_must_send_event_id(tmp_path):
+    # Nothing defaults event_id there: a message without one would fail the write and be dead-lettered.
+    from ltmctl import config, pipeline
+
+    event = {"action_id": "login", "user_email": "Ana@Example.com", "app_id": "crm", "app_department": "sales",
+             "event_time": "2026-11-30T06:00:00Z"}
+    push = config.load(make_project(tmp_path / "push"), "local")
+    bigquery = config.load(make_project(tmp_path / "bq", TEST_CONFIG.replace(
+        "  table: events\n", "  table: events\n  ingest_mode: bigquery\n")), "local")
+    assert pipeline.event_validator(push).problems(event) == []
+    assert pipeline.event_validator(bigquery).problems(event) == ["event_id: required field is missing"]
+    assert pipeline.event_validator(bigquery).problems({**event, "event_id": "e-1"}) == []
+
+
 def test_publish_count_with_attributes(stack):
     sub = stack.fresh_subscription(stack.resolved.pipeline.topic)
     marker = uuid.uuid4().hex

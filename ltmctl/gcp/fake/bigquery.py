@@ -1,11 +1,12 @@
-"""BigQuery API v2: datasets (with their `access` list, BigQuery's dataset-level IAM) and tables."""
+"""BigQuery API v2: datasets (with their `access` list, BigQuery's dataset-level IAM) and tables (with their IAM
+policy, for grants narrower than a dataset)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from ltmctl.gcp.fake.server import Api, ApiError, Request, etag, invalid
+from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, etag, invalid
 
 # BigQuery accepts IAM role names in dataset access entries and answers with the legacy names.
 LEGACY_ROLES = {"roles/bigquery.dataViewer": "READER", "roles/bigquery.dataEditor": "WRITER",
@@ -25,6 +26,7 @@ class BigQueryApi(Api):
         super().__init__(fake)
         self.datasets: dict[str, dict[str, Any]] = {}  # "project:dataset" -> Dataset JSON
         self.tables: dict[str, dict[str, Any]] = {}  # "project:dataset.table" -> Table JSON
+        self.policies = PolicyStore(fake)  # "project:dataset.table" -> the table's IAM policy
 
     def routes(self):
         d = "/bigquery/v2/projects/{project}/datasets"
@@ -42,6 +44,8 @@ class BigQueryApi(Api):
             ("PATCH", t + "/{table}", self.patch_table),
             ("PUT", t + "/{table}", self.patch_table),
             ("DELETE", t + "/{table}", self.delete_table),
+            ("POST", t + "/{table}:getIamPolicy", self.get_table_policy),
+            ("POST", t + "/{table}:setIamPolicy", self.set_table_policy),
         ]
 
     # --- datasets ----------------------------------------------------------------------------------------------
@@ -185,4 +189,41 @@ class BigQueryApi(Api):
     def delete_table(self, req: Request, project: str, dataset: str, table: str):
         current = self._table(project, dataset, table)
         del self.tables[current["id"]]
+        self.policies.drop(current["id"])
         return 204, {}
+
+    def get_table_policy(self, req: Request, project: str, dataset: str, table: str):
+        return self.policies.get(self._table(project, dataset, table)["id"])
+
+    def set_table_policy(self, req: Request, project: str, dataset: str, table: str):
+        # Only version 1 exists for tables: no conditions.
+        return self.policies.set(self._table(project, dataset, table)["id"], (req.body or {}).get("policy", {}))
+
+    # --- for other fake APIs -----------------------------------------------------------------------------------
+
+    def table(self, table_id: str) -> dict[str, Any] | None:
+        """A table by "project.dataset.table" (or "project:dataset.table"), as Pub/Sub names it."""
+        project, _, rest = table_id.replace(":", ".", 1).partition(".")
+        try:
+            key = f"{self.fake.project_id(project)}:{rest}"
+        except ApiError:
+            return None
+        return self.tables.get(key)
+
+    def can_write(self, table: dict[str, Any], member: str) -> bool:
+        """Whether `member` holds a role with bigquery.tables.updateData on the table: on the table itself, on
+        its dataset (access list) or on the project."""
+        writers = {"roles/bigquery.dataEditor", "roles/bigquery.dataOwner", "roles/bigquery.admin"}
+        if any(b["role"] in writers and member in b["members"]
+               for b in self.policies.get(table["id"])["bindings"]):
+            return True
+        dataset = self.datasets.get(table["id"].rsplit(".", 1)[0], {})
+        email = member.split(":", 1)[1]
+        if any(e.get("role") in ("WRITER", "OWNER") and email in (e.get("userByEmail"), e.get("groupByEmail"))
+               for e in dataset.get("access", [])):
+            return True
+        rm = self.fake.apis.get("ResourceManagerApi")
+        project = table["tableReference"]["projectId"]
+        policy = rm.policies.policies.get(project, {}) if rm else {}
+        return any(b["role"] in writers | {"roles/editor", "roles/owner"} and member in b.get("members", [])
+                   for b in policy.get("bindings", []))

@@ -1,15 +1,25 @@
-"""Pub/Sub API v1 (REST): topics, subscriptions, and the IAM policy of each."""
+"""Pub/Sub API v1 (REST): topics, subscriptions, and the IAM policy of each.
+
+A BigQuery subscription is checked when it is created or updated, as Pub/Sub does: the table exists, the identity
+that writes (`serviceAccountEmail`, else Pub/Sub's service agent) may write to it, the metadata columns
+`writeMetadata` fills are there, and push and BigQuery delivery are not both set.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ltmctl.gcp.fake.server import Api, PolicyStore, Request, already_exists, invalid, not_found
+from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, already_exists, invalid, not_found
 
 _SNAKE = {"ack_deadline_seconds": "ackDeadlineSeconds", "push_config": "pushConfig",
           "dead_letter_policy": "deadLetterPolicy", "retry_policy": "retryPolicy",
           "message_retention_duration": "messageRetentionDuration", "bigquery_config": "bigqueryConfig",
           "expiration_policy": "expirationPolicy", "message_storage_policy": "messageStoragePolicy"}
+
+
+# What write_metadata writes, and the column types Pub/Sub accepts for each.
+_METADATA_COLUMNS = {"subscription_name": ("STRING",), "message_id": ("STRING",), "publish_time": ("TIMESTAMP",),
+                     "attributes": ("STRING", "JSON")}
 
 
 def _mask(value: Any) -> list[str]:
@@ -114,6 +124,35 @@ class PubSubApi(Api):
             if ref and ref not in self.topics:
                 raise not_found(ref.rsplit("/", 1)[-1])
 
+    def _check_delivery(self, sub: dict[str, Any]) -> None:
+        config = sub.get("bigqueryConfig") or {}
+        if not config.get("table"):
+            return
+        if (sub.get("pushConfig") or {}).get("pushEndpoint"):
+            raise invalid("A subscription can have only one delivery type: push_config and bigquery_config are "
+                          "both set.")
+        if config.get("useTopicSchema") and config.get("useTableSchema"):
+            raise invalid("use_topic_schema and use_table_schema cannot be enabled at the same time.")
+        from ltmctl.gcp.fake.bigquery import BigQueryApi
+
+        bigquery = self.fake.api(BigQueryApi)
+        table = bigquery.table(config["table"])
+        if table is None:
+            raise not_found(config["table"])
+        writer = config.get("serviceAccountEmail") or \
+            f"service-{self.fake.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+        if not bigquery.can_write(table, f"serviceAccount:{writer}"):
+            raise ApiError(400, "FAILED_PRECONDITION", f"The service account {writer} does not have permission to "
+                                                       f"write to the BigQuery table {config['table']}.")
+        columns = {f["name"]: f["type"] for f in (table.get("schema") or {}).get("fields", [])}
+        wanted = dict(_METADATA_COLUMNS) if config.get("writeMetadata") else {}
+        if not (config.get("useTableSchema") or config.get("useTopicSchema")):
+            wanted["data"] = ("BYTES", "STRING", "JSON")
+        wrong = [n for n, types in wanted.items() if columns.get(n) not in types]
+        if wrong:
+            raise invalid(f"Incompatible table schema for {config['table']}: missing or mistyped column(s) "
+                          f"{', '.join(wrong)}.")
+
     def list_subscriptions(self, req: Request, project: str):
         prefix = f"projects/{self.fake.project_id(project)}/subscriptions/"
         return {"subscriptions": [s for n, s in sorted(self.subscriptions.items()) if n.startswith(prefix)]}
@@ -126,6 +165,7 @@ class PubSubApi(Api):
         if not body.get("topic"):
             raise invalid("topic is required.")
         self._check_topics(body)
+        self._check_delivery(body)
         # Defaults as Pub/Sub fills them in; a retry policy is only present when one was given.
         self.subscriptions[name] = {
             "ackDeadlineSeconds": 10, "messageRetentionDuration": "604800s",
@@ -145,17 +185,19 @@ class PubSubApi(Api):
         if not paths:
             raise invalid("update_mask must name at least one field.")
         self._check_topics({k: v for k, v in given.items() if k == "deadLetterPolicy"})
-        current = self.subscriptions[name]
+        updated = dict(self.subscriptions[name])
         for key in paths:
             if key in ("name", "topic"):
                 raise invalid(f"Field {key} cannot be updated.")
             if given.get(key) not in (None, {}):
-                current[key] = given[key]
+                updated[key] = given[key]
             elif key == "pushConfig":
-                current[key] = {}
+                updated[key] = {}
             else:
-                current.pop(key, None)
-        return current
+                updated.pop(key, None)
+        self._check_delivery(updated)
+        self.subscriptions[name] = updated
+        return updated
 
     def delete_subscription(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)

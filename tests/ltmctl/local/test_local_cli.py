@@ -140,3 +140,20 @@ def test_port_base_layout():
     assert choose_ports(resolved, 20000) == {name: 20000 + i for i, name in enumerate(PORT_NAMES)}
     assert choose_ports(resolved, None)["pubsub"] == 8085
     assert len(set(choose_ports(resolved, 0).values())) == len(PORT_NAMES)
+
+
+def test_up_refuses_ingest_mode_bigquery_before_starting_anything(tmp_path):
+    # The Pub/Sub emulator has no BigQuery subscriptions; running push instead would test another pipeline.
+    from tests.conftest import TEST_CONFIG, make_project
+
+    text = TEST_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
+    path = make_project(tmp_path, text)
+    line = text.splitlines().index("  ingest_mode: bigquery") + 1
+
+    for command in (["local", "up", "--port-base", "0"], ["demo"]):
+        result = runner.invoke(app, ["--config", str(path), *command])
+        assert result.exit_code == 3, (command, result.output)
+        message = "".join(result.stderr.split())  # the panel wraps lines anywhere
+        assert f"{path}:{line}:pipeline.ingest_mode:bigquery" in message
+        assert "noBigQuerysubscriptions" in message and "`ingest_mode:push`" in message
+        assert not (tmp_path / ".ltm" / "local" / "state.json").exists()
