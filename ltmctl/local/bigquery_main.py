@@ -1,6 +1,6 @@
 """Start bqemulator for the local stack: `python -m ltmctl.local.bigquery_main start ...` (bqemulator's arguments).
 
-Two adjustments, both made here so bqemulator itself stays unmodified on disk:
+Adjustments, all made here so bqemulator itself stays unmodified on disk:
 
 - bqemulator installs DuckDB's `spatial` extension at start, which downloads it. The extension ships on
   PyPI as duckdb-extension-spatial; importing it into DuckDB's extension directory first makes the start
@@ -11,6 +11,10 @@ Two adjustments, both made here so bqemulator itself stays unmodified on disk:
   `FOR SYSTEM_TIME AS OF`, so automatic snapshots are skipped; explicit ones (kind USER) still work, and
   the change event that invalidates bqemulator's query cache is still published. LTM_BQ_TIME_TRAVEL=1
   restores bqemulator's own behaviour.
+- bqemulator's tables.patch/update changes only its catalog: a column added there is missing from the DuckDB
+  table, and every insert after it fails (more values than the table has columns). The columns a patch adds go
+  into the DuckDB table as well, so a table of an older contract is updated in place as on BigQuery. (Relaxing
+  REQUIRED to NULLABLE needs nothing more: the DuckDB columns carry no NOT NULL.)
 """
 
 from __future__ import annotations
@@ -32,12 +36,56 @@ def _skip_automatic_snapshots() -> None:
     SnapshotManager.capture = capture_explicit_only  # type: ignore[method-assign]
 
 
+def _schema_patches_reach_storage() -> None:
+    from bqemulator.api.routes.tables import _field_to_rest
+    from bqemulator.catalog.duckdb_repository import DuckDBCatalogRepository
+    from bqemulator.storage.sql_identifiers import quoted_table_ref
+    from bqemulator.storage.type_map import bq_schema_to_duckdb_columns
+
+    update_table = DuckDBCatalogRepository.update_table  # the catalog of --persistent, which the stack runs
+
+    def update_table_and_storage(self, table):  # type: ignore[no-untyped-def]
+        existing = self.get_table(table.project_id, table.dataset_id, table.table_id)
+        if existing is not None and existing.table_type == "TABLE" and existing.schema_.fields:
+            known = {f.name for f in existing.schema_.fields}
+            added = [_field_to_rest(f) for f in table.schema_.fields if f.name not in known]
+            ref = quoted_table_ref(table.project_id, table.dataset_id, table.table_id)
+            for name, duckdb_type in bq_schema_to_duckdb_columns(added):
+                self._engine.execute(f'ALTER TABLE {ref} ADD COLUMN "{name}" {duckdb_type}')
+        return update_table(self, table)
+
+    DuckDBCatalogRepository.update_table = update_table_and_storage  # type: ignore[method-assign]
+
+
+def _no_pandas() -> None:
+    # DuckDB's Python module looks for pandas on every registered Arrow scan and keeps looking when it is not
+    # installed: 20 failed imports per streaming insert, each a walk of sys.path (12% of the emulator's CPU
+    # under ingest, measured with py-spy). A finder that answers "not found" first makes that answer
+    # immediate, with the very exception a missing module raises (None in sys.modules raises a plain
+    # ImportError instead, which DuckDB does not expect and which broke inserts).
+    import importlib.util
+    from importlib.abc import MetaPathFinder
+
+    if importlib.util.find_spec("pandas") is not None:
+        return
+
+    class NoPandas(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
+            if name == "pandas":
+                raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+            return None
+
+    sys.meta_path.insert(0, NoPandas())
+
+
 def main() -> None:
     import duckdb_extensions
 
+    _no_pandas()
     duckdb_extensions.import_extension("spatial")
     if os.environ.get("LTM_BQ_TIME_TRAVEL") != "1":
         _skip_automatic_snapshots()
+    _schema_patches_reach_storage()
     from bqemulator.cli import main as bqemulator_main
 
     sys.argv[0] = "bqemulator"
