@@ -39,7 +39,7 @@ def status(
         from rich.markup import escape
         from rich.table import Table
 
-        styles = {"ok": "green", "missing": "red", "drifted": "yellow", "not ready": "red"}
+        styles = {"ok": "green", "missing": "red", "drifted": "yellow", "not ready": "red", "unused": "yellow"}
         table = Table("kind", "resource", "state", "drifted fields")
         for row in rows:
             s = styles[row["state"]]
@@ -56,7 +56,10 @@ def status(
     counts = {state: sum(r["state"] == state for r in rows) for state in ("ok", "missing", "drifted")}
     ui.err.print(f"{counts['ok']} ok, {counts['missing']} missing, {counts['drifted']} drifted"
                  + ("" if counts["ok"] == len(rows) else f"; `ltmctl --env {resolved.name} provision` fixes that."))
-    stale = [r["service"] for r in services if r["state"] != "ok"]
+    for row in services:
+        if row["state"] == "unused":
+            ui.err.print(f"{row['service']}: {row['reason']}", soft_wrap=True)
+    stale = [r["service"] for r in services if r["state"] not in ("ok", "unused")]
     if stale:
         ui.err.print(f"Services not as configured: {', '.join(stale)}; `ltmctl --env {resolved.name} deploy` "
                      "fixes that.")

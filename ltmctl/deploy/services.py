@@ -44,7 +44,8 @@ def _iap_members(target: Target, clients: Any) -> list[str]:
 
 
 def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any]]:
-    """One row per service: state ok / missing / not ready / drifted, the drifted fields (`source`: this checkout
+    """One row per service: state ok / missing / not ready / drifted / unused (an ingest service left from
+    push mode), the drifted fields (`source`: this checkout
     differs from what runs, so deploy would build; `settings`: the config differs; `iap members`), the URL,
     the ready revision and the traffic split."""
     from google.api_core.exceptions import NotFound
@@ -53,16 +54,26 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
 
     rows = []
     enabled = _run_enabled(target, clients)
-    for component in components_of(target):
+    wanted = components_of(target)
+    for component in COMPONENTS:
         c = target.components[component]
         row: dict[str, Any] = {"component": component, "service": c.service, "state": "missing", "drift": {},
                                "url": "", "ready_revision": "", "traffic": []}
-        rows.append(row)
         if not enabled:
+            rows.extend([row] if component in wanted else [])
             continue
         try:
             service = clients.run_services.get_service(name=target.service_name(component))
         except NotFound:
+            rows.extend([row] if component in wanted else [])
+            continue
+        rows.append(row)
+        if component not in wanted:
+            # Left from a push-mode deploy: with ingest_mode bigquery nothing delivers to it.
+            row.update(state="unused", url=service.uri, traffic=_traffic(service),
+                       ready_revision=service.latest_ready_revision.rsplit("/", 1)[-1],
+                       reason=("ingest_mode is bigquery, so nothing delivers to it; remove it with: gcloud run "
+                               f"services delete {c.service} --region={target.region} --project={target.project}"))
             continue
         labels = dict(service.template.labels)
         containers = list(service.template.containers)

@@ -127,6 +127,12 @@ def test_switching_push_to_bigquery_to_push_updates_the_subscription_in_place(fa
     assert ("gcloud run services delete ltm-ingest --region=us-central1 --project=my-project-id"
             in warning.replace("\n", ""))
 
+    # status shows the service as unused, and how to remove it.
+    rows = {r["component"]: r for r in json.loads(run("status", "--output", "json").stdout)["services"]}
+    assert rows["ingest"]["state"] == "unused" and rows["ingest"]["url"] == ingest["uri"]
+    assert "gcloud run services delete ltm-ingest" in rows["ingest"]["reason"]
+    assert rows["api"]["state"] == "ok"
+
     # bigquery → push: provision revokes the table grant, deploy points the subscription back at the service.
     path.write_text(DEPLOY_CONFIG)
     fake.clear_requests()
