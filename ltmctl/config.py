@@ -137,6 +137,9 @@ class Environment(_Strict):
     slo: SloSettings = SloSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     gcp: GcpSettings = GcpSettings()
+    # Overrides pipeline.ingest_mode for this environment: a bigquery-mode GCP environment and the local stack
+    # (push only: the emulator has no BigQuery subscriptions) can then share one config file.
+    ingest_mode: Literal["push", "bigquery"] | None = None
 
     @model_validator(mode="after")
     def _backend_fields(self) -> Environment:
@@ -218,7 +221,18 @@ def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None)
         known = ", ".join(sorted(config.environments))
         raise ConfigError(f"{path}: environment {name!r} is not defined (defined: {known}).",
                           hint="Choose one with --env NAME, or add it under `environments:`.")
-    return Resolved(name=name, env=config.environments[name], pipeline=config.pipeline, path=path, root=root)
+    chosen = config.environments[name]
+    pipeline = config.pipeline
+    if chosen.ingest_mode is not None:
+        pipeline = pipeline.model_copy(update={"ingest_mode": chosen.ingest_mode})
+    return Resolved(name=name, env=chosen, pipeline=pipeline, path=path, root=root)
+
+
+def ingest_mode_key(resolved: Resolved) -> tuple[str, ...]:
+    """Where the environment's ingest mode is set: its own `ingest_mode`, or the pipeline's."""
+    if resolved.env.ingest_mode is not None:
+        return ("environments", resolved.name, "ingest_mode")
+    return ("pipeline", "ingest_mode")
 
 
 def key_line(path: Path, key: tuple[str, ...]) -> int:

@@ -232,14 +232,15 @@ def _require_push_mode(resolved: Resolved) -> None:
     test something other than what the config says, so refuse."""
     if resolved.pipeline.ingest_mode != "bigquery":
         return
-    from ltmctl.config import key_line
+    from ltmctl.config import ingest_mode_key, key_line
 
-    line = key_line(resolved.path, ("pipeline", "ingest_mode"))
+    key = ingest_mode_key(resolved)
+    line = key_line(resolved.path, key)
     raise ConfigError(
-        f"{resolved.path}:{line}: pipeline.ingest_mode: bigquery is not available on the local stack: the Pub/Sub "
+        f"{resolved.path}:{line}: {'.'.join(key)}: bigquery is not available on the local stack: the Pub/Sub "
         "emulator has no BigQuery subscriptions (it would keep every message unread).",
-        hint="Use `ingest_mode: push` (the default) locally: `pipeline` is shared by every environment, so keep "
-             "a separate config for the local stack and pass it with --config (or LTM_CONFIG).")
+        hint="Keep `pipeline.ingest_mode: push` (the default) and set `ingest_mode: bigquery` on the GCP "
+             f"environment that wants it (environments.NAME.ingest_mode), not on {resolved.name!r}.")
 
 
 def up(resolved: Resolved, port_base: int | None = None, report: Report | None = None) -> tuple[StackState, bool]:

@@ -216,3 +216,15 @@ def test_ci_s_deploy_with_both_images_works_in_bigquery_mode(run, fake):
     assert "the ingest image is not used" in " ".join(result.stderr.split())
     assert list(fake.api(CloudRunApi).services) == [f"projects/{PROJECT}/locations/us-central1/services/ltm-api"]
     assert fake.api(PubSubApi).subscriptions[INGEST_SUB]["bigqueryConfig"]["table"] == TABLE
+
+
+def test_the_mode_set_on_the_environment_alone_is_the_one_used(fake, tmp_path, monkeypatch):
+    # The pipeline stays push (the local stack can use the same file); dev says bigquery for itself.
+    text = DEPLOY_CONFIG.replace("    region: us-central1\n", "    region: us-central1\n    ingest_mode: bigquery\n")
+    assert "  ingest_mode" not in text.split("environments:")[0]
+    run = Ltmctl(project_dir(tmp_path, fake.endpoint, monkeypatch, text))
+    ok(run("provision", "--yes"))
+    assert TABLE_GRANT in grants(fake)
+    ok(run("deploy"))
+    assert fake.api(PubSubApi).subscriptions[INGEST_SUB]["bigqueryConfig"]["table"] == TABLE
+    assert INGEST_SERVICE not in fake.api(CloudRunApi).services

@@ -155,5 +155,23 @@ def test_up_refuses_ingest_mode_bigquery_before_starting_anything(tmp_path):
         assert result.exit_code == 3, (command, result.output)
         message = "".join(result.stderr.split())  # the panel wraps lines anywhere
         assert f"{path}:{line}:pipeline.ingest_mode:bigquery" in message
-        assert "noBigQuerysubscriptions" in message and "`ingest_mode:push`" in message
+        assert "noBigQuerysubscriptions" in message and "environments.NAME.ingest_mode" in message
         assert not (tmp_path / ".ltm" / "local" / "state.json").exists()
+
+
+def test_ingest_mode_set_on_an_environment_overrides_the_pipeline_for_it_only(tmp_path):
+    from ltmctl import config
+    from tests.conftest import TEST_CONFIG, make_project
+
+    text = TEST_CONFIG + "    ingest_mode: bigquery\n"  # on dev, the last environment
+    path = make_project(tmp_path, text)
+    assert config.load(path, "dev").pipeline.ingest_mode == "bigquery"
+    assert config.load(path, "local").pipeline.ingest_mode == "push"
+
+    # Set on the local environment itself, the refusal names that key and line.
+    text = TEST_CONFIG.replace("    project: ltm-test\n", "    project: ltm-test\n    ingest_mode: bigquery\n")
+    path = make_project(tmp_path, text)
+    line = text.splitlines().index("    ingest_mode: bigquery") + 1
+    result = runner.invoke(app, ["--config", str(path), "local", "up", "--port-base", "0"])
+    assert result.exit_code == 3
+    assert f"{path}:{line}:environments.local.ingest_mode:bigquery" in "".join(result.stderr.split())
