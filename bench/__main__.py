@@ -1,11 +1,11 @@
-"""python -m bench {cli_start|publish|ingest|api|all}"""
+"""python -m bench {cli_start|publish|ingest|api|sink|all}"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("cli_start", "publish", "ingest", "api")
+NAMES = ("cli_start", "publish", "ingest", "api", "sink")
 
 
 def main(argv: list[str]) -> int:
