@@ -19,6 +19,7 @@ BATCH_MAX_LATENCY_S = 0.05
 # many are in flight. Below it flow control is off: its per-message bookkeeping costs about a fifth of
 # the publish rate, and 100k small events fit in memory anyway.
 IN_FLIGHT_MESSAGES = 100_000
+BATCH_THREADS = 4  # publish requests in flight at once, without --rate or --ordering-key
 # Synthetic runs at least this large, with neither --rate nor --ordering-key, are published by several
 # processes, each with its own client: the client's publish() costs about as much CPU as generating,
 # checking and serialising an event, and one Python process keeps one core busy at most.
@@ -120,6 +121,10 @@ def publish(
     timeout_s: float = 120.0,
 ) -> Summary:
     """Publish every valid item (and invalid ones with allow_invalid); wait for all results."""
+    if not rate and not ordering_key:
+        return _publish_batched(publisher, topic_path, items, attributes=attributes or {},
+                                allow_invalid=allow_invalid, on_progress=on_progress, timeout_s=timeout_s)
+    # Paced or ordered: the client's publish() per message, which sends in order and at the caller's pace.
     import concurrent.futures
     import itertools
 
@@ -162,6 +167,83 @@ def publish(
     if sent:
         summary.first_message_id = message_ids.get(sent[0][0])
         summary.last_message_id = message_ids.get(sent[-1][0])
+    return summary
+
+
+def _batches(items: Iterable[Item], summary: Summary, allow_invalid: bool) -> Iterator[list[Item]]:
+    """The items to send, in requests of at most BATCH_MAX_MESSAGES messages and BATCH_MAX_BYTES of data;
+    invalid ones are recorded in the summary and left out (unless allow_invalid)."""
+    batch: list[Item] = []
+    size = 0
+    for item in items:
+        if item.problems and not allow_invalid:
+            summary.invalid.append((item.position, "; ".join(item.problems)))
+            continue
+        if batch and (len(batch) == BATCH_MAX_MESSAGES or size + len(item.data) > BATCH_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item.data)
+    if batch:
+        yield batch
+
+
+def _publish_batched(publisher: Any, topic_path: str, items: Iterable[Item], *, attributes: dict[str, str],
+                     allow_invalid: bool, on_progress: Callable[[int, int], None] | None,
+                     timeout_s: float) -> Summary:
+    """Send items as PublishRequests of up to 1,000 messages straight through the client's API layer (which keeps
+    Pub/Sub's retry policy), BATCH_THREADS requests at a time.
+
+    Why not the client's publish(): it spends about 150 µs of Python per message (a future, a lock, a proto-plus
+    message, a batch commit thread), which makes one core, not Pub/Sub, the limit: 6,000-8,000 msgs/s against the
+    emulator. A request built from plain protobuf messages costs a microsecond or two per message: over 100,000
+    msgs/s from one process, measured. Each message still gets its own id back, or its own failure reason."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from google.pubsub_v1.services.publisher.client import PublisherClient as ApiLayer
+    from google.pubsub_v1.types import PublishRequest, PubsubMessage
+
+    new_request, new_message = PublishRequest.pb(), PubsubMessage.pb()
+    summary = Summary()
+    first: list[tuple[int, str]] = []  # (position, message id) of the first item sent, once known
+    last: list[tuple[int, str]] = []
+
+    def send(batch: list[Item]) -> list[str]:
+        request = new_request(topic=topic_path,
+                              messages=[new_message(data=item.data, attributes=attributes) for item in batch])
+        # The high-level client subclasses the generated one and overrides publish(); the generated method takes a
+        # whole request and applies Pub/Sub's default retry policy.
+        return list(ApiLayer.publish(publisher, request=request, timeout=timeout_s).message_ids)
+
+    def settle(batch: list[Item], future: Future) -> None:
+        exc = future.exception()
+        if exc is not None:
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            summary.failed.extend((item.position, reason) for item in batch)
+        else:
+            ids = future.result()
+            summary.published += len(ids)
+            if not first:
+                first.append((batch[0].position, ids[0]))
+            last[:] = [(batch[-1].position, ids[-1])]
+        if on_progress:
+            on_progress(summary.published + len(summary.failed), len(summary.failed))
+
+    summary.started = started = time.monotonic()
+    # Results are settled in sending order, so first and last are the run's first and last message; at most
+    # 2 × BATCH_THREADS requests wait, which bounds memory for a file or stdin of any length.
+    pending: deque[tuple[list[Item], Future]] = deque()
+    with ThreadPoolExecutor(BATCH_THREADS, thread_name_prefix="ltmctl-publish") as pool:
+        for batch in _batches(items, summary, allow_invalid):
+            pending.append((batch, pool.submit(send, batch)))
+            while len(pending) >= 2 * BATCH_THREADS:
+                settle(*pending.popleft())
+        while pending:
+            settle(*pending.popleft())
+    summary.seconds = time.monotonic() - started
+    summary.first_message_id = first[0][1] if first else None
+    summary.last_message_id = last[0][1] if last else None
     return summary
 
 
