@@ -115,7 +115,9 @@ class IamMember:
     (target: project id), "pubsub.topic" / "pubsub.subscription" (target: full resource name),
     "bigquery.dataset" (target: "project.dataset"; the dataset's access list), "bigquery.table" (target:
     "project.dataset.table"; the table's IAM policy), "run.service" (target: full name),
-    "storage.bucket" (target: bucket name), "artifactregistry.repository" (target: full name).
+    "storage.bucket" (target: bucket name), "artifactregistry.repository" (target: full name),
+    "iam.service_account" (target: the account's full name; who may act as it), "iap.web" (target:
+    "projects/NUMBER/iap_web", IAP's "all web services" of a project).
     """
 
     target_type: str
@@ -238,6 +240,13 @@ ROLE_RUN_INVOKER = "roles/run.invoker"
 # bucket: objectAdmin on that bucket only. Builds log to Cloud Storage alone (GCS_ONLY), so no logging role.
 ROLE_OBJECT_ADMIN = "roles/storage.objectAdmin"  # bucket-level
 ROLE_REGISTRY_WRITER = "roles/artifactregistry.writer"  # repository-level: push images
+# The CI deployer (cloudbuild.yaml's trigger runs as it); see `deployer_grants` for why each.
+ROLE_RUN_ADMIN = "roles/run.admin"
+ROLE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # account-level only: actAs that one account
+ROLE_PUBSUB_EDITOR = "roles/pubsub.editor"
+ROLE_IAP_ADMIN = "roles/iap.admin"
+ROLE_LOG_WRITER = "roles/logging.logWriter"
+ROLE_METADATA_VIEWER = "roles/bigquery.metadataViewer"
 
 
 @dataclass(frozen=True)
@@ -252,6 +261,7 @@ class GcpSpec:
     ingest_account: str = "ltm-ingest"
     invoker_account: str = "ltm-push-invoker"
     builder_account: str = "ltm-builder"
+    deployer_account: str = "ltm-deployer"
     artifact_repository: str = "ltm"
     api_service: str = "ltm-api"
     ingest_service: str = "ltm-ingest"
@@ -278,6 +288,9 @@ class GcpSpec:
             "builder": self.account(self.builder_account, "LTM image builder",
                                     "Runs the LTM Cloud Build builds: reads staged sources, writes build logs, "
                                     "pushes images."),
+            "deployer": self.account(self.deployer_account, "LTM CI deployer",
+                                     "Runs the LTM Cloud Build trigger (cloudbuild.yaml): pushes both images, then "
+                                     "`ltmctl deploy` with them."),
         }
 
     @property
@@ -301,6 +314,11 @@ class GcpSpec:
     @property
     def repository_name(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/repositories/{self.artifact_repository}"
+
+    @property
+    def iap_web(self) -> str:
+        """IAP's "all web services" resource: every IAP-protected Cloud Run service of the project is below it."""
+        return f"projects/{self.project_number}/iap_web"
 
 
 def gcp_desired(spec: GcpSpec) -> list[Resource]:
@@ -330,14 +348,57 @@ def gcp_desired(spec: GcpSpec) -> list[Resource]:
         IamMember("storage.bucket", spec.staging_bucket, ROLE_OBJECT_ADMIN, accounts["builder"].member),
         IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER,
                   accounts["builder"].member),
-        *([spec.table_writer_grant] if spec.ingest_mode == "bigquery" else []),
+        *deployer_grants(spec),
+        *ingest_mode_grants(spec, spec.ingest_mode),
     ]
 
 
-def gcp_unwanted(spec: GcpSpec) -> list[Resource]:
-    """Grants an earlier ingest mode needed and this one does not: `provision` revokes them if they exist, so
-    switching from bigquery back to push leaves Pub/Sub no write access to the table."""
-    return [spec.table_writer_grant] if spec.ingest_mode != "bigquery" else []
+def deployer_grants(spec: GcpSpec) -> list[IamMember]:
+    """What the CI deployer needs in either ingest mode, for cloudbuild.yaml's steps and `deploy all --image …`.
+
+    Project-level only where the resource does not exist before the first deploy (the Cloud Run services) or the
+    role cannot be narrower (log writing). Acting as the API account is granted on that account alone: a
+    project-level serviceAccountUser would let the deployer run code as every account of the project."""
+    p, accounts = spec.pipeline, spec.accounts
+    deployer = accounts["deployer"].member
+    return [
+        # Create and update the services, read and set their IAM (run.invoker), poll their rollouts. It also holds
+        # resourcemanager.projects.get, which deploy needs when the config has no project number.
+        IamMember("project", spec.project, ROLE_RUN_ADMIN, deployer),
+        # The API service runs as the API account: deploying it needs actAs on that account.
+        IamMember("iam.service_account", accounts["api"].key, ROLE_ACCOUNT_USER, deployer),
+        # Read the ingest subscription and switch its delivery (push endpoint, or BigQuery).
+        IamMember("pubsub.subscription", f"projects/{p.project}/subscriptions/{p.subscription}", ROLE_PUBSUB_EDITOR,
+                  deployer),
+        # Who may pass IAP (iap.members) is the policy of the API service's IAP resource, which exists only with the
+        # service; "all web services" is the narrowest level above it, and admin there covers IAP policies only.
+        IamMember("iap.web", spec.iap_web, ROLE_IAP_ADMIN, deployer),
+        # The build's `docker push` steps; Cloud Run also wants the deployer to read the images it deploys.
+        IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER, deployer),
+        # A build that runs as a user-specified account with CLOUD_LOGGING_ONLY writes its log as that account.
+        IamMember("project", spec.project, ROLE_LOG_WRITER, deployer),
+    ]
+
+
+def ingest_mode_grants(spec: GcpSpec, mode: str) -> list[IamMember]:
+    """Grants only one ingest mode needs. push: the deployer deploys the ingest service, which runs as the ingest
+    account, and names the push invoker as the subscription's OIDC identity (Pub/Sub wants actAs on it for that).
+    bigquery: Pub/Sub's agent writes the table, and the deployer reads the table and its IAM policy (deploy checks
+    both before switching the subscription)."""
+    accounts, deployer = spec.accounts, spec.accounts["deployer"].member
+    if mode == "bigquery":
+        p = spec.pipeline
+        return [spec.table_writer_grant,
+                IamMember("bigquery.table", f"{p.project}.{p.dataset}.{p.table}", ROLE_METADATA_VIEWER, deployer)]
+    return [IamMember("iam.service_account", accounts[a].key, ROLE_ACCOUNT_USER, deployer)
+            for a in ("ingest", "invoker")]
+
+
+def gcp_unwanted(spec: GcpSpec) -> list[IamMember]:
+    """Grants the other ingest mode needs and this one does not: `provision` revokes them if they exist, so
+    switching from bigquery back to push leaves Pub/Sub no write access to the table (and the other way round,
+    the deployer no actAs on accounts nothing deploys as)."""
+    return ingest_mode_grants(spec, "push" if spec.ingest_mode == "bigquery" else "bigquery")
 
 
 def service_bindings(spec: GcpSpec) -> list[IamMember]:
@@ -355,7 +416,7 @@ _API_OF_KIND = {
     "bigquery.dataset": "bigquery.googleapis.com", "bigquery.table": "bigquery.googleapis.com",
     "iam.service_account": "iam.googleapis.com", "artifactregistry.repository": "artifactregistry.googleapis.com",
     "storage.bucket": "storage.googleapis.com", "project": "cloudresourcemanager.googleapis.com",
-    "run.service": "run.googleapis.com",
+    "run.service": "run.googleapis.com", "iap.web": "iap.googleapis.com",
 }
 
 

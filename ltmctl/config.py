@@ -115,6 +115,7 @@ class ServiceAccounts(_Strict):
     ingest: AccountId = "ltm-ingest"
     push_invoker: AccountId = "ltm-push-invoker"
     builder: AccountId = "ltm-builder"  # Cloud Build runs deploy's image builds as this account
+    deployer: AccountId = "ltm-deployer"  # the CI/CD trigger (cloudbuild.yaml) runs as this account
 
 
 class GcpSettings(_Strict):

@@ -72,6 +72,7 @@ def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None 
         ingest_account=accounts.ingest,
         invoker_account=accounts.push_invoker,
         builder_account=accounts.builder,
+        deployer_account=accounts.deployer,
         artifact_repository=env.gcp.artifact_repository,
         api_service=env.api.service,
         ingest_service=env.ingest.service,

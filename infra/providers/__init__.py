@@ -19,12 +19,13 @@ def providers_for(publisher: Any, subscriber: Any, bigquery: Any) -> dict[str, P
     }
 
 
-def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_registry: Any, storage: Any,
-                      publisher: Any, subscriber: Any, bigquery: Any, run_services: Any = None) -> dict[str, Provider]:
+def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, iap: Any, artifact_registry: Any,
+                      storage: Any, publisher: Any, subscriber: Any, bigquery: Any,
+                      run_services: Any = None) -> dict[str, Provider]:
     """Providers for everything `infra.model.gcp_desired` (and, given `run_services`, `service_bindings`) holds."""
     from infra.providers.artifactregistry import RepositoryProvider
     from infra.providers.bigquery import DatasetAccessGrants, TableIamGrants
-    from infra.providers.iam import IamMemberProvider, ServiceAccountProvider, gapic_grants
+    from infra.providers.iam import IamMemberProvider, ServiceAccountGrants, ServiceAccountProvider, gapic_grants
     from infra.providers.serviceusage import ApiServiceProvider
     from infra.providers.storage import BucketIamGrants, BucketProvider
 
@@ -36,6 +37,8 @@ def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, artifact_r
         "bigquery.table": TableIamGrants(bigquery),
         "storage.bucket": BucketIamGrants(storage),
         "artifactregistry.repository": gapic_grants(artifact_registry),
+        "iam.service_account": gapic_grants(iam, kind=ServiceAccountGrants),
+        "iap.web": gapic_grants(iap),
     }
     if run_services is not None:
         grants["run.service"] = gapic_grants(run_services)

@@ -2,9 +2,10 @@
 
 `IamMemberProvider` manages one (resource, role, member) at a time through a `Grants` per target type:
 `PolicyGrants` for resources with getIamPolicy/setIamPolicy (projects, topics, subscriptions, Cloud Run
-services, ...; `DictPolicyGrants` where the client returns google.api_core.iam.Policy: buckets, BigQuery tables),
-`infra.providers.bigquery.DatasetAccessGrants` for datasets (whose IAM is their access list). Every change is a
-read-modify-write that carries the etag it read, so a concurrent change makes it retry instead of overwriting.
+services, IAP's web resources, ...; `ServiceAccountGrants` for service accounts; `DictPolicyGrants` where the client
+returns google.api_core.iam.Policy: buckets, BigQuery tables), `infra.providers.bigquery.DatasetAccessGrants` for
+datasets (whose IAM is their access list). Every change is a read-modify-write that carries the etag it read, so a
+concurrent change makes it retry instead of overwriting.
 """
 
 from __future__ import annotations
@@ -182,14 +183,32 @@ class DictPolicyGrants(PolicyGrants):
             policy.bindings.remove(binding)
 
 
-def gapic_grants(client: Any, resource: Callable[[str], str] = lambda target: target) -> PolicyGrants:
+def gapic_grants(client: Any, resource: Callable[[str], str] = lambda target: target,
+                 kind: type[PolicyGrants] = PolicyGrants) -> PolicyGrants:
     """PolicyGrants for any generated client with get_iam_policy/set_iam_policy (Pub/Sub, Resource Manager,
-    Cloud Run, Artifact Registry, ...). `resource` maps a target to the resource name the client expects."""
-    return PolicyGrants(
+    Cloud Run, Artifact Registry, and ltmctl.gcp.rest's for IAM Admin and IAP). `resource` maps a target to the
+    resource name the client expects."""
+    return kind(
         lambda target: client.get_iam_policy(
             request={"resource": resource(target), "options": {"requested_policy_version": 3}}),
         lambda target, policy: client.set_iam_policy(request={"resource": resource(target), "policy": policy}),
     )
+
+
+class ServiceAccountGrants(PolicyGrants):
+    """Grants on a service account itself (its own IAM policy: who may act as it). IAM creates accounts eventually
+    consistently, so one made seconds ago by the same apply may still answer NotFound: adding waits for it.
+    Reading and removing do not, since there NotFound means there is nothing to grant on."""
+
+    def add(self, target: str, role: str, member: str) -> None:
+        for attempt in range(self.attempts):
+            try:
+                super().add(target, role, member)
+                return
+            except NotFound:
+                if attempt == self.attempts - 1:
+                    raise
+                self.sleep(min(2.0**attempt, 16.0))
 
 
 class IamMemberProvider:

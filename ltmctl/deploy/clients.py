@@ -11,8 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from ltmctl.gcp.clients import GcpClients
-
-IAP_ENDPOINT = "https://iap.googleapis.com"
+from ltmctl.gcp.rest import IAP_ENDPOINT
 
 
 class DeployClients(GcpClients):

@@ -90,6 +90,13 @@ class GcpClients:
         return self._keep(IamAdminRest(self.credentials, self.endpoint or DEFAULT_ENDPOINT))
 
     @cached_property
+    def iap(self) -> Any:
+        """IAP's IAM policies (`projects/NUMBER/iap_web`, ...) in the generated clients' shape."""
+        from ltmctl.gcp.rest import IAP_ENDPOINT, RestClient
+
+        return self._keep(RestClient(self.credentials, self.endpoint or IAP_ENDPOINT))
+
+    @cached_property
     def artifact_registry(self) -> Any:
         from google.cloud import artifactregistry_v1
 
@@ -127,7 +134,7 @@ class GcpClients:
         from infra.providers import gcp_providers_for
 
         return gcp_providers_for(
-            service_usage=self.service_usage, projects=self.projects, iam=self.iam,
+            service_usage=self.service_usage, projects=self.projects, iam=self.iam, iap=self.iap,
             artifact_registry=self.artifact_registry, storage=self.storage, publisher=self.publisher,
             subscriber=self.subscriber, bigquery=self.bigquery,
             run_services=getattr(self, "run_services", None))

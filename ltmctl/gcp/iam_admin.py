@@ -1,8 +1,9 @@
-"""The IAM Admin API v1 (service accounts) over REST.
+"""The IAM Admin API v1 (service accounts and their own IAM policies) over REST.
 
 google-cloud-iam ships `iam_admin_v1` with a gRPC transport only, while everything else here speaks REST (so the
 same requests reach Google, the fake in tests, and `--dry-run`). This is the slice of `iam_admin_v1.IAMClient` that
-ltmctl uses, with the same method names and request dicts, returning `iam_admin_v1.types` objects and raising
+ltmctl uses, with the same method names and request dicts, returning `iam_admin_v1.types` objects (google.iam.v1
+Policy protos for `get_iam_policy` / `set_iam_policy`, from ltmctl.gcp.rest) and raising
 `google.api_core.exceptions` like the generated clients do.
 """
 
@@ -10,25 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ltmctl.gcp.rest import RestClient
+
 DEFAULT_ENDPOINT = "https://iam.googleapis.com"
 _CAMEL = {"display_name": "displayName", "description": "description", "name": "name"}
 
 
-class IamAdminRest:
+class IamAdminRest(RestClient):
     def __init__(self, credentials: Any, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 60.0) -> None:
-        from google.auth.transport.requests import AuthorizedSession
-
-        self._session = AuthorizedSession(credentials)
-        self._base = endpoint.rstrip("/")
-        self._timeout = timeout
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> str:
-        from google.api_core import exceptions
-
-        response = self._session.request(method, f"{self._base}/v1/{path}", json=body, timeout=self._timeout)
-        if response.status_code >= 400:
-            raise exceptions.from_http_response(response)
-        return response.text or "{}"
+        super().__init__(credentials, endpoint, timeout)
 
     @staticmethod
     def _account(text: str) -> Any:
@@ -58,6 +49,3 @@ class IamAdminRest:
 
     def delete_service_account(self, request: dict[str, Any]) -> None:
         self._call("DELETE", request["name"])
-
-    def close(self) -> None:
-        self._session.close()

@@ -26,6 +26,8 @@ DEPLOY_CONFIG = TEST_CONFIG + f"""\
 API_SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/ltm-api"
 INGEST_SERVICE = f"projects/{PROJECT}/locations/{REGION}/services/ltm-ingest"
 IAP_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
+# The API service's IAP resource: its policy says who may pass IAP (provision also grants on projects/N/iap_web).
+API_IAP_RESOURCE = f"projects/{NUMBER}/iap_web/cloud_run-{REGION}/services/ltm-api"
 
 
 def copy_sources(root: Path) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ltmctl.gcp.fake import FakeGcp
 from ltmctl.gcp.fake.artifactregistry import ArtifactRegistryApi
 from ltmctl.gcp.fake.bigquery import BigQueryApi
+from ltmctl.gcp.fake.iam import IamApi
+from ltmctl.gcp.fake.iap import IapApi
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
 from ltmctl.gcp.fake.storage import StorageApi
@@ -15,12 +17,32 @@ API_SA = f"serviceAccount:ltm-api@{PROJECT}.iam.gserviceaccount.com"
 INGEST_SA = f"serviceAccount:ltm-ingest@{PROJECT}.iam.gserviceaccount.com"
 INVOKER_SA = f"serviceAccount:ltm-push-invoker@{PROJECT}.iam.gserviceaccount.com"
 BUILDER_SA = f"serviceAccount:ltm-builder@{PROJECT}.iam.gserviceaccount.com"
+DEPLOYER_SA = f"serviceAccount:ltm-deployer@{PROJECT}.iam.gserviceaccount.com"
 PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 DLQ_TOPIC = f"projects/{PROJECT}/topics/ltm-events-dlq"
 INGEST_SUB = f"projects/{PROJECT}/subscriptions/ltm-events-ingest"
 DATASET = f"{PROJECT}:ltm"
 STAGING_BUCKET = f"{PROJECT}-ltm-sources"
 REPOSITORY = f"projects/{PROJECT}/locations/us-central1/repositories/ltm"
+IAP_WEB = f"projects/{NUMBER}/iap_web"
+
+
+def account(member: str) -> str:
+    """How `grants` names a service account as a resource (its own IAM policy)."""
+    return f"serviceAccount {member.split(':', 1)[1]}"
+
+
+# The CI deployer's grants in push mode (the default): each as narrow as Google allows (see infra.model).
+DEPLOYER_GRANTS = {
+    (f"project {PROJECT}", "roles/run.admin", DEPLOYER_SA),
+    (f"project {PROJECT}", "roles/logging.logWriter", DEPLOYER_SA),
+    (account(API_SA), "roles/iam.serviceAccountUser", DEPLOYER_SA),
+    (account(INGEST_SA), "roles/iam.serviceAccountUser", DEPLOYER_SA),
+    (account(INVOKER_SA), "roles/iam.serviceAccountUser", DEPLOYER_SA),
+    (INGEST_SUB, "roles/pubsub.editor", DEPLOYER_SA),
+    (IAP_WEB, "roles/iap.admin", DEPLOYER_SA),
+    (REPOSITORY, "roles/artifactregistry.writer", DEPLOYER_SA),
+}
 
 # Exactly what provision grants, and nothing else (dataset roles in BigQuery's legacy names).
 EXPECTED_GRANTS = {
@@ -32,6 +54,7 @@ EXPECTED_GRANTS = {
     (INGEST_SUB, "roles/pubsub.subscriber", PUBSUB_AGENT),
     (f"bucket {STAGING_BUCKET}", "roles/storage.objectAdmin", BUILDER_SA),
     (REPOSITORY, "roles/artifactregistry.writer", BUILDER_SA),
+    *DEPLOYER_GRANTS,
 }
 
 
@@ -47,6 +70,10 @@ def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
         out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for bucket, policy in fake.api(StorageApi).policies.policies.items():
         out |= {(f"bucket {bucket}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for email, policy in fake.api(IamApi).policies.policies.items():
+        out |= {(f"serviceAccount {email}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
+    for resource, policy in fake.api(IapApi).policies.policies.items():
+        out |= {(resource, b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for table, policy in fake.api(BigQueryApi).policies.policies.items():
         out |= {(f"table {table}", b["role"], m) for b in policy["bindings"] for m in b["members"]}
     for key, ds in fake.api(BigQueryApi).datasets.items():
@@ -63,5 +90,5 @@ def grants(fake: FakeGcp) -> set[tuple[str, str, str]]:
 
 def ours(grant_set: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """Grants to the pipeline's identities (its accounts and Google's service agents)."""
-    members = {API_SA, INGEST_SA, INVOKER_SA, BUILDER_SA, PUBSUB_AGENT}
+    members = {API_SA, INGEST_SA, INVOKER_SA, BUILDER_SA, DEPLOYER_SA, PUBSUB_AGENT}
     return {g for g in grant_set if g[2] in members or "gcp-sa-" in g[2]}

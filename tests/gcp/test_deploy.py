@@ -10,6 +10,7 @@ from ltmctl.gcp.fake.iap import IapApi
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.run import CloudRunApi
 from tests.gcp.deploy_support import (
+    API_IAP_RESOURCE,
     API_SERVICE,
     IAP_AGENT,
     IAP_MEMBERS,
@@ -117,7 +118,7 @@ def test_first_deploy_creates_everything_in_dependency_order(fake, resolved, cli
     assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == 5
 
     # The configured members may pass IAP, and only they.
-    (iap_policy,) = fake.api(IapApi).policies.policies.values()
+    iap_policy = fake.api(IapApi).policies.policies[API_IAP_RESOURCE]
     assert iap_policy["bindings"] == [{"role": ACCESSOR, "members": list(IAP_MEMBERS)}]
 
     # The URLs and revisions come back to the caller.
@@ -175,7 +176,7 @@ def test_only_settings_changed_updates_the_service_without_a_build(fake, resolve
 def test_a_member_taken_out_of_iap_members_loses_access_and_nothing_else_changes(fake, resolved, clients,
                                                                                   config_path):
     deploy(resolved, clients)
-    (resource,) = fake.api(IapApi).policies.policies
+    resource = API_IAP_RESOURCE
     # Someone else's intent on the same resource: another role, and a conditional accessor binding.
     policy = fake.api(IapApi).policies.get(resource)
     others = [{"role": "roles/iap.admin", "members": ["user:ops@example.com"]},

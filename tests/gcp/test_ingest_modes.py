@@ -15,12 +15,30 @@ from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.run import CloudRunApi
 from tests.gcp.conftest import Ltmctl
 from tests.gcp.deploy_support import DEPLOY_CONFIG, INGEST_SERVICE, project_dir
-from tests.gcp.support import DLQ_TOPIC, EXPECTED_GRANTS, INGEST_SUB, PROJECT, PUBSUB_AGENT, grants, ours
+from tests.gcp.support import (
+    API_SA,
+    DEPLOYER_SA,
+    DLQ_TOPIC,
+    EXPECTED_GRANTS,
+    INGEST_SA,
+    INGEST_SUB,
+    INVOKER_SA,
+    PROJECT,
+    PUBSUB_AGENT,
+    account,
+    grants,
+    ours,
+)
 
 BIGQUERY_CONFIG = DEPLOY_CONFIG.replace("  table: events\n", "  table: events\n  ingest_mode: bigquery\n")
 TABLE = f"{PROJECT}.ltm.events"
-# The one grant bigquery mode adds: Pub/Sub's agent may edit the events table (BigQuery's key "project:dataset.table").
+# What bigquery mode adds: Pub/Sub's agent may edit the events table (BigQuery's key "project:dataset.table"), and
+# the CI deployer may read it and its policy (deploy checks both). What it takes away: the deployer's actAs on the
+# ingest and invoker accounts, which only push mode deploys as.
 TABLE_GRANT = (f"table {PROJECT}:ltm.events", "roles/bigquery.dataEditor", PUBSUB_AGENT)
+TABLE_READER = (f"table {PROJECT}:ltm.events", "roles/bigquery.metadataViewer", DEPLOYER_SA)
+PUSH_ONLY = {(account(sa), "roles/iam.serviceAccountUser", DEPLOYER_SA) for sa in (INGEST_SA, INVOKER_SA)}
+BIGQUERY_GRANTS = EXPECTED_GRANTS - PUSH_ONLY | {TABLE_GRANT, TABLE_READER}
 
 
 @pytest.fixture
@@ -50,10 +68,12 @@ def test_bigquery_mode_on_an_empty_project(run, fake):
     assert sub["bigqueryConfig"]["table"] == TABLE and sub["pushConfig"] == {}
     assert sub["deadLetterPolicy"] == {"deadLetterTopic": DLQ_TOPIC, "maxDeliveryAttempts": 5}
 
-    # Pub/Sub's agent may write to that one table, and nothing broader was granted to anyone.
-    assert ours(grants(fake)) == EXPECTED_GRANTS | {TABLE_GRANT}
+    # Pub/Sub's agent may write to that one table, the deployer read it, and nothing broader was granted to anyone;
+    # the deployer may act as the API account alone.
+    assert ours(grants(fake)) == BIGQUERY_GRANTS
+    assert {g[0] for g in ours(grants(fake)) if g[1] == "roles/iam.serviceAccountUser"} == {account(API_SA)}
     table_policy_writes = fake.find("POST", r"/tables/events:setIamPolicy$")
-    assert len(table_policy_writes) == 1 and table_policy_writes[0].body["policy"].get("etag")
+    assert len(table_policy_writes) == 2 and all(w.body["policy"].get("etag") for w in table_policy_writes)
 
     # No ingest service: nothing built or rolled out for it.
     assert list(fake.api(CloudRunApi).services) == [f"projects/{PROJECT}/locations/us-central1/services/ltm-api"]
@@ -105,13 +125,16 @@ def test_switching_push_to_bigquery_to_push_updates_the_subscription_in_place(fa
     ingest = fake.api(CloudRunApi).services[INGEST_SERVICE]
     assert fake.api(PubSubApi).subscriptions[INGEST_SUB]["pushConfig"]["pushEndpoint"] == ingest["uri"]
 
-    # push → bigquery: provision adds only the table grant; deploy turns push off and BigQuery on in one update,
-    # and leaves the ingest service alone, saying how to remove it.
+    # push → bigquery: provision adds only the table grants and takes the deployer's push-only actAs away; deploy
+    # turns push off and BigQuery on in one update, and leaves the ingest service alone, saying how to remove it.
     path.write_text(BIGQUERY_CONFIG)
     fake.clear_requests()
     ok(run("provision", "--yes"))
+    table_iam = f"/bigquery/v2/projects/{PROJECT}/datasets/ltm/tables/events:setIamPolicy"
+    accounts_iam = f"/v1/projects/{PROJECT}/serviceAccounts/{{}}@{PROJECT}.iam.gserviceaccount.com:setIamPolicy"
     assert [r.path for r in fake.mutating_requests()] == [
-        f"/bigquery/v2/projects/{PROJECT}/datasets/ltm/tables/events:setIamPolicy"]
+        table_iam, table_iam, accounts_iam.format("ltm-push-invoker"), accounts_iam.format("ltm-ingest")]
+    assert ours(grants(fake)) == BIGQUERY_GRANTS
     fake.clear_requests()
     switched = run("deploy")
     ok(switched)
@@ -137,10 +160,14 @@ def test_switching_push_to_bigquery_to_push_updates_the_subscription_in_place(fa
     path.write_text(DEPLOY_CONFIG)
     fake.clear_requests()
     plan = json.loads(run("provision", "--plan", "--output", "json").stdout)
+    sa_key = f"iam.service_account:projects/{PROJECT}/serviceAccounts/{{}}@{PROJECT}.iam.gserviceaccount.com"
     assert [(r["action"], r["resource"]) for r in plan if r["action"] != "no change"] == [
+        ("create", f"{sa_key.format('ltm-ingest')} roles/iam.serviceAccountUser {DEPLOYER_SA}"),
+        ("create", f"{sa_key.format('ltm-push-invoker')} roles/iam.serviceAccountUser {DEPLOYER_SA}"),
+        ("delete", f"bigquery.table:{TABLE} roles/bigquery.metadataViewer {DEPLOYER_SA}"),
         ("delete", f"bigquery.table:{TABLE} roles/bigquery.dataEditor {PUBSUB_AGENT}")]
     ok(run("provision", "--yes"))
-    assert TABLE_GRANT not in grants(fake)
+    assert TABLE_GRANT not in grants(fake) and TABLE_READER not in grants(fake)
     assert ours(grants(fake)) == EXPECTED_GRANTS
     fake.clear_requests()
     ok(run("deploy"))
@@ -204,7 +231,7 @@ def test_status_and_destroy_know_the_table_grant(run, fake):
     assert f"bigquery.table:{TABLE} roles/bigquery.dataEditor {PUBSUB_AGENT}" in {r["resource"] for r in rows}
 
     ok(run("destroy", "--yes"))
-    assert TABLE_GRANT not in grants(fake)
+    assert ours(grants(fake)) == set()
     assert f"{PROJECT}:ltm.events" in fake.api(BigQueryApi).tables  # the data stays unless --delete-data
 
 

@@ -11,8 +11,11 @@ from ltmctl.gcp.fake.iam import IamApi
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
 from tests.gcp.support import (
+    DEPLOYER_GRANTS,
+    DEPLOYER_SA,
     DLQ_TOPIC,
     EXPECTED_GRANTS,
+    IAP_WEB,
     INGEST_SUB,
     INVOKER_SA,
     NUMBER,
@@ -40,7 +43,7 @@ def test_provision_on_an_empty_project_creates_everything_in_dependency_order(fa
 
     # Identities, with what they are for.
     created = {r.body["accountId"]: r.body["serviceAccount"] for r in fake.find("POST", r"/serviceAccounts$")}
-    assert set(created) == {"ltm-api", "ltm-ingest", "ltm-push-invoker", "ltm-builder"}
+    assert set(created) == {"ltm-api", "ltm-ingest", "ltm-push-invoker", "ltm-builder", "ltm-deployer"}
     assert all(sa["displayName"] and sa["description"] for sa in created.values())
 
     # Artifact Registry: a Docker repository in the region.
@@ -84,6 +87,14 @@ def test_provision_on_an_empty_project_creates_everything_in_dependency_order(fa
                       and r.method != "PATCH")
     first_grant = min(i for i, r in enumerate(fake.requests) if is_grant(r))
     assert first_grant > last_create
+    # In particular, who may act as an account is set on that account once it exists.
+    account_writes = fake.find("POST", r"/serviceAccounts/[^/]+:setIamPolicy$")
+    assert account_writes
+    for write in account_writes:
+        account_id = write.path.split("/serviceAccounts/")[1].split("@")[0]
+        made = next(i for i, r in enumerate(fake.requests)
+                    if r.method == "POST" and r.path.endswith("/serviceAccounts") and r.body["accountId"] == account_id)
+        assert made < fake.requests.index(write)
 
 
 def test_provision_grants_exactly_the_listed_roles_and_keeps_everyone_elses(fake, ltmctl):
@@ -94,6 +105,8 @@ def test_provision_grants_exactly_the_listed_roles_and_keeps_everyone_elses(fake
     assert not any(role in ("roles/owner", "roles/editor", "roles/viewer") for _, role, m in ours(held))
     assert not any(r.startswith("project") and "data" in role for r, role, _ in ours(held))
     assert not any(m == INVOKER_SA for *_, m in held)
+    # Acting as accounts is granted on each account, never on the project (that would cover every account there).
+    assert not any(r.startswith("project ") and role == "roles/iam.serviceAccountUser" for r, role, _ in held)
     # What was there before stays: the project owner, the dataset's default access.
     assert (f"project {PROJECT}", "roles/owner", "user:owner@example.com") in held
     assert (f"dataset {PROJECT}:ltm", "OWNER", "projectOwners") in held
@@ -119,6 +132,70 @@ def test_the_builder_account_is_configurable_and_only_builds_need_it(fake, ltmct
     assert target_for(config.load(config_path, "dev"), int(NUMBER)).builder == builder.split(":", 1)[1]
 
 
+def test_the_ci_deployer_gets_what_ci_needs_and_nothing_broader(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    held = {(r, role) for r, role, m in grants(fake) if m == DEPLOYER_SA}
+    assert held == {(r, role) for r, role, _ in DEPLOYER_GRANTS}
+    # On the project only what has no narrower place: Cloud Run (the services come with the first deploy) and
+    # writing the build's log.
+    assert {role for r, role in held if r.startswith("project ")} == {"roles/run.admin", "roles/logging.logWriter"}
+
+    # actAs on the three accounts deploy runs something as, each through that account's own policy, read at
+    # version 3 and written back with its etag; none on the builder or on itself.
+    reads = fake.find("POST", r"/serviceAccounts/[^/]+:getIamPolicy$")
+    assert reads and all(r.body == {"options": {"requestedPolicyVersion": 3}} for r in reads)
+    writes = fake.find("POST", r"/serviceAccounts/[^/]+:setIamPolicy$")
+    assert sorted(w.path.split("/serviceAccounts/")[1].split("@")[0] for w in writes) == [
+        "ltm-api", "ltm-ingest", "ltm-push-invoker"]
+    for w in writes:
+        assert w.body["policy"]["bindings"] == [{"role": "roles/iam.serviceAccountUser", "members": [DEPLOYER_SA]}]
+        assert w.body["policy"]["etag"]
+
+    # IAP policies of the project's web services (IAP names the project by number), not IAP on the whole project.
+    (iap,) = fake.find("POST", r"/iap_web:setIamPolicy$")
+    assert iap.path == f"/v1/{IAP_WEB}:setIamPolicy"
+    assert iap.body["policy"]["bindings"] == [{"role": "roles/iap.admin", "members": [DEPLOYER_SA]}]
+
+
+def test_the_deployer_account_is_configurable(fake, ltmctl, config_path):
+    from tests.conftest import TEST_CONFIG
+
+    config_path.write_text(TEST_CONFIG + "    gcp: {service_accounts: {deployer: ci-deployer}}\n")
+    assert ltmctl("provision", "--yes").exit_code == 0
+    deployer = f"serviceAccount:ci-deployer@{PROJECT}.iam.gserviceaccount.com"
+    assert {(r, role) for r, role, m in grants(fake) if m == deployer} == {(r, role) for r, role, _ in DEPLOYER_GRANTS}
+    assert not any(m == DEPLOYER_SA for *_, m in grants(fake))
+
+
+def test_a_grant_on_a_new_account_waits_until_iam_sees_it(fake):
+    """IAM is eventually consistent: an account created a moment ago may answer NotFound to getIamPolicy."""
+    from infra.providers.iam import ServiceAccountGrants, gapic_grants
+    from ltmctl.gcp.clients import GcpClients
+    from ltmctl.gcp.fake.server import not_found
+
+    fake.enable("iam.googleapis.com")
+    name = f"projects/{PROJECT}/serviceAccounts/ltm-api@{PROJECT}.iam.gserviceaccount.com"
+    with GcpClients.for_endpoint(PROJECT, fake.endpoint) as c:
+        grants_on = gapic_grants(c.iam, kind=ServiceAccountGrants)
+        sleeps: list[float] = []
+        grants_on.sleep = sleeps.append
+        assert grants_on.has(name, "roles/iam.serviceAccountUser", "user:a@example.com") is None  # no account yet
+        grants_on.remove(name, "roles/iam.serviceAccountUser", "user:a@example.com")  # nothing to revoke, no wait
+        assert sleeps == []
+
+        c.iam.create_service_account(request={"name": f"projects/{PROJECT}", "account_id": "ltm-api",
+                                              "service_account": {}})
+        fake.fail(r"/serviceAccounts/ltm-api@[^/]+:getIamPolicy$", not_found(name), times=2)
+        fake.clear_requests()
+        grants_on.add(name, "roles/iam.serviceAccountUser", "user:a@example.com")
+
+    assert [r.path.rsplit(":", 1)[1] for r in fake.requests] == [
+        "getIamPolicy", "getIamPolicy", "getIamPolicy", "setIamPolicy"]
+    assert sleeps == [1.0, 2.0]
+    assert ("serviceAccount " + name.rsplit("/", 1)[1], "roles/iam.serviceAccountUser", "user:a@example.com") in (
+        grants(fake))
+
+
 def test_second_provision_sends_no_mutating_request(fake, ltmctl):
     assert ltmctl("provision", "--yes").exit_code == 0
     fake.clear_requests()
@@ -138,7 +215,7 @@ def test_plan_shows_creates_then_no_change(fake, ltmctl):
     # Everything is to be created, but Resource Manager's API, which a new project has on.
     assert [r["resource"] for r in rows if r["action"] != "create"] == [
         f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
-    assert len(rows) == 11 + 4 + 2 + 6 + 8  # APIs, accounts, repository + bucket, pipeline, grants
+    assert len(rows) == 11 + 5 + 2 + 6 + 8 + 8  # APIs, accounts, repository + bucket, pipeline, grants, deployer
     assert fake.mutating_requests() == []
 
     table = ltmctl("provision", "--plan")

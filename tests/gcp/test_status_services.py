@@ -10,7 +10,15 @@ import pytest
 from ltmctl.gcp.fake.iap import IapApi
 from ltmctl.gcp.fake.run import CloudRunApi
 from tests.gcp.conftest import Ltmctl
-from tests.gcp.deploy_support import API_SERVICE, IAP_MEMBERS, INGEST_SERVICE, deploy, project_dir, provisioned
+from tests.gcp.deploy_support import (
+    API_IAP_RESOURCE,
+    API_SERVICE,
+    IAP_MEMBERS,
+    INGEST_SERVICE,
+    deploy,
+    project_dir,
+    provisioned,
+)
 from tests.gcp.support import PROJECT
 
 
@@ -53,7 +61,7 @@ def test_status_shows_each_service_url_revision_and_traffic(fake, config_path, d
 def test_status_names_what_drifted_in_a_service(fake, config_path, deployed):
     routes = config_path.parent.parent / "api_service" / "routes.py"
     routes.write_text(routes.read_text() + "\n# not deployed yet\n")
-    resource = next(iter(fake.api(IapApi).policies.policies))
+    resource = API_IAP_RESOURCE
     policy = fake.api(IapApi).policies.get(resource)
     policy["bindings"][0]["members"].append("user:intruder@example.com")
     fake.api(IapApi).policies.set(resource, policy)

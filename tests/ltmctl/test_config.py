@@ -129,6 +129,7 @@ def test_gcp_settings_default_from_the_project(tmp_path):
     assert env.staging_bucket == "my-project-id-ltm-sources"
     assert env.gcp.service_accounts.push_invoker == "ltm-push-invoker"
     assert env.gcp.service_accounts.builder == "ltm-builder"
+    assert env.gcp.service_accounts.deployer == "ltm-deployer"
 
 
 def test_gcp_settings_are_checked_strictly(tmp_path):

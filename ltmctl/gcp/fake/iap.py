@@ -1,8 +1,10 @@
-"""Identity-Aware Proxy API v1: the IAM policy of an IAP-protected Cloud Run service.
+"""Identity-Aware Proxy API v1: the IAM policy of an IAP-protected Cloud Run service, and of the project's
+"all web services" above it.
 
 With IAP enabled directly on a Cloud Run service, who may pass IAP (`roles/iap.httpsResourceAccessor`) is the
 policy of `projects/{PROJECT_NUMBER}/iap_web/cloud_run-{REGION}/services/{SERVICE}`, read and written with
-`:getIamPolicy` / `:setIamPolicy` (both POST).
+`:getIamPolicy` / `:setIamPolicy` (both POST). `projects/{PROJECT_NUMBER}/iap_web` exists with the project, so
+`provision` can grant on it before any service does (policies are not inherited here: nothing reads them so).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ class IapApi(Api):
 
     def routes(self):
         base = "/v1/projects/{project}/iap_web/{kind}/services/{service}"
+        web = "/v1/projects/{project}/iap_web"
         return [
             ("POST", base + ":getIamPolicy", self.get_iam_policy),
             ("POST", base + ":setIamPolicy", self.set_iam_policy),
+            ("POST", web + ":getIamPolicy", self.get_web_policy),
+            ("POST", web + ":setIamPolicy", self.set_web_policy),
         ]
 
     def _resource(self, project: str, kind: str, service: str) -> str:
@@ -40,6 +45,15 @@ class IapApi(Api):
 
     def set_iam_policy(self, req: Request, project: str, kind: str, service: str):
         return self.policies.set(self._resource(project, kind, service), (req.body or {}).get("policy", {}))
+
+    def _web(self, project: str) -> str:
+        return f"projects/{self.fake.number(project)}/iap_web"
+
+    def get_web_policy(self, req: Request, project: str):
+        return self.policies.get(self._web(project))
+
+    def set_web_policy(self, req: Request, project: str):
+        return self.policies.set(self._web(project), (req.body or {}).get("policy", {}))
 
 
 class ServiceIdentityApi(Api):
