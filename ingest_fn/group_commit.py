@@ -1,14 +1,22 @@
 """Group commit: rows from concurrent deliveries share one BigQuery insert, each caller learns its own fate.
 
-The first caller to find no insert in flight becomes the leader: it takes every waiting row, inserts them
-in one request and hands each caller its own outcome; rows that arrive meanwhile go in the next request.
-An idle function therefore adds no delay, and a busy one makes one insert per round trip instead of one
-per event. No delivery is answered before its own row is committed: callers block until then.
+A caller that finds no insert in flight leads: it takes the waiting rows (its own first), inserts them in one
+request and hands each caller its own outcome. If rows arrived meanwhile, it promotes the oldest of their callers
+to lead the next request and returns: a leader answers its own delivery as soon as its row is committed, never
+after everybody else's (holding it until the queue drained made one delivery wait for every later one, and
+halved throughput under the Pub/Sub emulator's two push loops).
+
+A leader lingers only when the committer is busy, and only to collect as many rows as recent requests carried:
+right after a request, the deliveries it answered come back with their next messages within a few
+milliseconds, and waiting for them turns a stream of one-row inserts into full ones. An idle committer inserts
+at once. No delivery is answered before its own row is committed: callers block until then.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -18,50 +26,82 @@ from ingest_fn.sink import BigQuerySink, TransientError
 STORED = None  # the outcome of a stored row; otherwise BigQuery's reason for refusing it
 
 
+class _Call:
+    __slots__ = ("row", "future", "lead")
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+        self.future: Future[str | None] = Future()
+        self.lead = False
+
+
 class GroupCommitter:
-    def __init__(self, sink: BigQuerySink, max_rows: int = 500) -> None:
+    def __init__(self, sink: BigQuerySink, max_rows: int = 500, linger_s: float = 0.005,
+                 busy_window_s: float = 0.02) -> None:
         self.sink = sink
         self.max_rows = max_rows  # BigQuery recommends at most 500 rows per streaming insert
-        self._lock = threading.Lock()
-        self._pending: list[tuple[dict[str, Any], Future[str | None]]] = []
+        self.linger_s = linger_s  # the longest a leader waits for rows while the committer is busy
+        self.busy_window_s = busy_window_s  # a request that ended this recently means the committer is busy
+        self._cond = threading.Condition()
+        self._pending: list[_Call] = []
         self._leader_active = False
+        self._recent_sizes: deque[int] = deque(maxlen=8)  # rows in the last requests
+        self._last_end = float("-inf")  # time.monotonic() when it ended
         self.inserts = 0  # requests sent, for tests and metrics
 
     def insert(self, row: dict[str, Any], timeout_s: float | None = None) -> str | None:
         """Return None once the row is stored, or the reason BigQuery refused it; raise TransientError."""
-        future: Future[str | None] = Future()
-        with self._lock:
-            self._pending.append((row, future))
-            lead = not self._leader_active
-            self._leader_active = True
-        if lead:
+        call = _Call(row)
+        with self._cond:
+            self._pending.append(call)
+            if not self._leader_active:
+                self._leader_active = call.lead = True
+            else:
+                self._cond.notify_all()  # a lingering leader counts the rows that have come
+            while not call.lead and not call.future.done():
+                self._cond.wait()
+        if call.lead:
             self._lead()
-        return future.result(timeout=timeout_s)
+        return call.future.result(timeout=timeout_s)
 
     def _lead(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._pending = self._pending[: self.max_rows], self._pending[self.max_rows :]
-                if not batch:
-                    self._leader_active = False
-                    return
+        with self._cond:
+            busy = time.monotonic() - self._last_end < self.busy_window_s
+            if busy:
+                deadline = time.monotonic() + self.linger_s
+                # The most recent requests carried, not just the last: one short request (a delivery that came a
+                # moment too late) must not make every later one short too.
+                wanted = min(max(self._recent_sizes, default=0), self.max_rows)
+                while len(self._pending) < wanted and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+            batch, self._pending = self._pending[: self.max_rows], self._pending[self.max_rows :]
+        try:
             self._commit(batch)
+        finally:
+            with self._cond:
+                self._recent_sizes.append(len(batch))
+                self._last_end = time.monotonic()
+                if self._pending:
+                    self._pending[0].lead = True  # the oldest waiting caller leads the next request
+                else:
+                    self._leader_active = False
+                self._cond.notify_all()
 
-    def _commit(self, batch: list[tuple[dict[str, Any], Future[str | None]]]) -> None:
+    def _commit(self, batch: list[_Call]) -> None:
         self.inserts += 1
         INSERTS.inc()
         try:
-            result = self.sink.insert([row for row, _ in batch])
+            result = self.sink.insert([call.row for call in batch])
         except BaseException as exc:  # every delivery in a failed request fails, and is retried by Pub/Sub
             failure = exc if isinstance(exc, TransientError) else TransientError(f"insert failed: {exc}")
-            for _, future in batch:
-                future.set_exception(failure)
+            for call in batch:
+                call.future.set_exception(failure)
             if not isinstance(exc, Exception):
                 raise
             return
         unstored = set(result.unstored)
-        for index, (_, future) in enumerate(batch):
+        for index, call in enumerate(batch):
             if index in unstored:
-                future.set_exception(TransientError("BigQuery did not store the row"))
+                call.future.set_exception(TransientError("BigQuery did not store the row"))
             else:
-                future.set_result(result.refused.get(index, STORED))
+                call.future.set_result(result.refused.get(index, STORED))

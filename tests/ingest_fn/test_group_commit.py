@@ -1,6 +1,7 @@
 """Group commit on the real bqemulator: batching, per-row outcomes, and failures that fail every caller."""
 
 import threading
+import time
 import uuid
 
 from ingest_fn.group_commit import STORED, GroupCommitter
@@ -105,3 +106,68 @@ def test_an_idle_committer_inserts_at_once(stack):
     action = f"gcidle-{uuid.uuid4().hex[:8]}"
     assert GroupCommitter(sink).insert(row(action)) is STORED
     assert len(sink.batches) == 1
+
+
+def wait_until(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the committer never got there"
+        time.sleep(0.01)
+
+
+class GatedSink(ObservedSink):
+    """Each request waits for its own gate (the first request for gates[0], and so on)."""
+
+    def __init__(self, *args, gates: list[threading.Event], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gates = gates
+
+    def insert(self, rows):
+        self.gates[len(self.batches)].wait(30)
+        return super().insert(rows)
+
+
+def test_a_leader_answers_once_its_own_row_is_stored_not_after_the_rows_behind_it(stack):
+    action = f"gclead-{uuid.uuid4().hex[:8]}"
+    gates = [threading.Event() for _ in range(3)]
+    committer = GroupCommitter(GatedSink(stack.clients.bigquery, stack.table_id, gates=gates))
+    first = row(action)
+    leader, results, _ = run_concurrently(committer, [first])
+    wait_until(lambda: committer.inserts == 1)  # the leader's request is in flight (held by its gate)
+    behind, more_results, _ = run_concurrently(committer, [row(action), row(action)])
+    wait_until(lambda: len(committer._pending) == 2)
+    gates[0].set()  # the leader's request completes; the next one stays held
+    leader[0].join(10)
+    assert not leader[0].is_alive() and results[first["event_id"]] is STORED
+    assert all(t.is_alive() for t in behind)  # their request has not completed: no early answer
+    gates[1].set()
+    for t in behind:
+        t.join(10)
+    assert all(v is STORED for v in more_results.values())
+    assert committer.sink.batches[1] == list(more_results)  # both in the promoted leader's one request
+    assert committer._leader_active is False
+
+
+def test_a_busy_committer_waits_for_as_many_rows_as_recent_requests_carried(stack):
+    action = f"gclinger-{uuid.uuid4().hex[:8]}"
+    # Generous windows: what is asserted is who shares a request, not how long anything took.
+    committer = GroupCommitter(ObservedSink(stack.clients.bigquery, stack.table_id), linger_s=60.0,
+                               busy_window_s=60.0)
+    committer._recent_sizes.append(2)  # a two-row request just ended
+    committer._last_end = time.monotonic()
+    d = row(action)
+    threads, results, _ = run_concurrently(committer, [d])
+    wait_until(lambda: committer._pending)
+    e = row(action)
+    more, more_results, _ = run_concurrently(committer, [e])
+    for t in threads + more:
+        t.join(30)
+    assert results[d["event_id"]] is STORED and more_results[e["event_id"]] is STORED
+    assert committer.sink.batches == [[d["event_id"], e["event_id"]]]
+
+
+def test_an_idle_committer_never_lingers(stack):
+    committer = GroupCommitter(ObservedSink(stack.clients.bigquery, stack.table_id), linger_s=60.0)
+    threads, results, _ = run_concurrently(committer, [row("gcidle2")])
+    threads[0].join(20)  # a linger would hold it for 60 s
+    assert not threads[0].is_alive() and list(results.values()) == [STORED]
