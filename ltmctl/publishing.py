@@ -206,8 +206,6 @@ def _publish_batched(publisher: Any, topic_path: str, items: Iterable[Item], *, 
 
     new_request, new_message = PublishRequest.pb(), PubsubMessage.pb()
     summary = Summary()
-    first: list[tuple[int, str]] = []  # (position, message id) of the first item sent, once known
-    last: list[tuple[int, str]] = []
 
     def send(batch: list[Item]) -> list[str]:
         request = new_request(topic=topic_path,
@@ -224,9 +222,8 @@ def _publish_batched(publisher: Any, topic_path: str, items: Iterable[Item], *, 
         else:
             ids = future.result()
             summary.published += len(ids)
-            if not first:
-                first.append((batch[0].position, ids[0]))
-            last[:] = [(batch[-1].position, ids[-1])]
+            summary.first_message_id = summary.first_message_id or ids[0]
+            summary.last_message_id = ids[-1]
         if on_progress:
             on_progress(summary.published + len(summary.failed), len(summary.failed))
 
@@ -242,8 +239,6 @@ def _publish_batched(publisher: Any, topic_path: str, items: Iterable[Item], *, 
         while pending:
             settle(*pending.popleft())
     summary.seconds = time.monotonic() - started
-    summary.first_message_id = first[0][1] if first else None
-    summary.last_message_id = last[0][1] if last else None
     return summary
 
 

@@ -22,6 +22,7 @@ from ltmctl.deploy import iap, push
 from ltmctl.deploy import run as runs
 from ltmctl.deploy.package import Package, package
 from ltmctl.deploy.progress import Progress, Quiet
+from ltmctl.deploy.services import components_of, delete_command
 from ltmctl.deploy.target import COMPONENTS, Target, service_body, spec_hash
 from ltmctl.errors import BackendError, UsageError
 from ltmctl.gcp.errors import google_errors
@@ -101,7 +102,7 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
     if unknown:
         raise UsageError(f"Unknown component(s): {', '.join(sorted(unknown))}.", hint="Use api, ingest or all.")
     result = Result(target.project, target.region)
-    services = [c for c in components if not (c == "ingest" and target.ingest_mode == "bigquery")]
+    services = [c for c in components if c in components_of(target)]
     unused = set(images) - set(components)
     if unused:
         raise UsageError(f"--image given for {', '.join(sorted(unused))}, which this deploy does not include.",
@@ -288,5 +289,4 @@ def _leftover_ingest_service(target: Target, clients: Any) -> list[str]:
     if not deployed.exists:
         return []
     return [f"The ingest service {c.service} from an earlier push-mode deploy still exists; with ingest_mode bigquery "
-            f"nothing sends to it. Remove it with: gcloud run services delete {c.service} --region={target.region} "
-            f"--project={target.project}"]
+            f"nothing sends to it. Remove it with: {delete_command(target, 'ingest')}"]

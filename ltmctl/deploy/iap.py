@@ -26,6 +26,21 @@ def _post(session: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
     return response.json() if response.content else {}
 
 
+def _read(session: Any, url: str) -> dict[str, Any]:
+    return _post(session, url + ":getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
+
+
+def _accessors(bindings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    # A conditional binding is someone else's intent: never read as, or merged into, the configured members.
+    return next((b for b in bindings if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
+
+
+def access_members(session: Any, endpoint: str, resource: str) -> list[str]:
+    """Who may pass IAP to the service now (the accessor role's unconditional binding), for `status`."""
+    binding = _accessors(_read(session, f"{endpoint.rstrip('/')}/v1/{resource}").get("bindings", []))
+    return list(binding["members"]) if binding else []
+
+
 def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, ...] | list[str],
                 attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> tuple[list[str], list[str]]:
     """Make the accessor role's unconditional binding on this service's IAP resource hold exactly `members`;
@@ -38,9 +53,9 @@ def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, 
     url = f"{endpoint.rstrip('/')}/v1/{resource}"
     wanted = list(dict.fromkeys(members))
     for attempt in range(attempts):
-        policy = _post(session, url + ":getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
+        policy = _read(session, url)
         bindings = policy.setdefault("bindings", [])
-        binding = next((b for b in bindings if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
+        binding = _accessors(bindings)
         have = list(binding["members"]) if binding else []
         added = [m for m in wanted if m not in have]
         removed = [m for m in have if m not in wanted]

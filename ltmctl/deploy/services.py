@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ltmctl.deploy.target import COMPONENTS, ROLE_IAP_ACCESSOR, SOURCE_LABEL, SPEC_LABEL, Target, service_body
+from ltmctl.deploy.target import COMPONENTS, SOURCE_LABEL, SPEC_LABEL, Target, service_body
 
 MANAGED = ("managed-by", "ltmctl")
 
@@ -15,6 +15,22 @@ MANAGED = ("managed-by", "ltmctl")
 def components_of(target: Target) -> list[str]:
     """The components that run as services: with ingest_mode bigquery the subscription itself delivers."""
     return [c for c in COMPONENTS if not (c == "ingest" and target.ingest_mode == "bigquery")]
+
+
+def delete_command(target: Target, component: str) -> str:
+    """The gcloud command that deletes a component's service (for one deploy no longer uses)."""
+    return (f"gcloud run services delete {target.components[component].service} --region={target.region} "
+            f"--project={target.project}")
+
+
+def _get(target: Target, clients: Any, component: str) -> Any:
+    """The component's Cloud Run service, or None when it does not exist."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        return clients.run_services.get_service(name=target.service_name(component))
+    except NotFound:
+        return None
 
 
 def _run_enabled(target: Target, clients: Any) -> bool:
@@ -33,23 +49,11 @@ def _traffic(service: Any) -> list[dict[str, Any]]:
     return split
 
 
-def _iap_members(target: Target, clients: Any) -> list[str]:
-    from ltmctl.deploy.iap import _post
-
-    policy = _post(clients.http, f"{clients.iap_endpoint.rstrip('/')}/v1/{target.iap_resource}:getIamPolicy",
-                   {"options": {"requestedPolicyVersion": 3}})
-    binding = next((b for b in policy.get("bindings", [])
-                    if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
-    return list(binding["members"]) if binding else []
-
-
 def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any]]:
-    """One row per service: state ok / missing / not ready / drifted / unused (an ingest service left from
-    push mode), the drifted fields (`source`: this checkout
-    differs from what runs, so deploy would build; `settings`: the config differs; `iap members`), the URL,
-    the ready revision and the traffic split."""
-    from google.api_core.exceptions import NotFound
-
+    """One row per service: state ok / missing / not ready / drifted / unused (an ingest service left from push
+    mode), the drifted fields (`source`: this checkout differs from what runs, so deploy would build; `settings`:
+    the config differs; `iap members`), the URL, the ready revision and the traffic split."""
+    from ltmctl.deploy.iap import access_members
     from ltmctl.deploy.package import package
 
     rows = []
@@ -57,23 +61,20 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
     wanted = components_of(target)
     for component in COMPONENTS:
         c = target.components[component]
-        row: dict[str, Any] = {"component": component, "service": c.service, "state": "missing", "drift": {},
-                               "url": "", "ready_revision": "", "traffic": []}
-        if not enabled:
-            rows.extend([row] if component in wanted else [])
+        service = _get(target, clients, component) if enabled else None
+        if service is None:
+            if component in wanted:
+                rows.append({"component": component, "service": c.service, "state": "missing", "drift": {},
+                             "url": "", "ready_revision": "", "traffic": []})
             continue
-        try:
-            service = clients.run_services.get_service(name=target.service_name(component))
-        except NotFound:
-            rows.extend([row] if component in wanted else [])
-            continue
+        row: dict[str, Any] = {"component": component, "service": c.service, "url": service.uri,
+                               "ready_revision": service.latest_ready_revision.rsplit("/", 1)[-1],
+                               "traffic": _traffic(service)}
         rows.append(row)
         if component not in wanted:
             # Left from a push-mode deploy: with ingest_mode bigquery nothing delivers to it.
-            row.update(state="unused", url=service.uri, traffic=_traffic(service),
-                       ready_revision=service.latest_ready_revision.rsplit("/", 1)[-1],
-                       reason=("ingest_mode is bigquery, so nothing delivers to it; remove it with: gcloud run "
-                               f"services delete {c.service} --region={target.region} --project={target.project}"))
+            row.update(state="unused", drift={}, reason="ingest_mode is bigquery, so nothing delivers to it; "
+                                                        f"remove it with: {delete_command(target, component)}")
             continue
         labels = dict(service.template.labels)
         containers = list(service.template.containers)
@@ -84,14 +85,13 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
                  for field, label in (("source", SOURCE_LABEL), ("settings", SPEC_LABEL))
                  if labels.get(label, "") != desired[label]}
         if c.iap:
-            members = _iap_members(target, clients)
+            members = access_members(clients.http, clients.iap_endpoint, target.iap_resource)
             if sorted(members) != sorted(target.iap_members):
                 drift["iap members"] = {"actual": sorted(members), "desired": sorted(target.iap_members)}
         condition = service.terminal_condition
         ready = (bool(service.latest_ready_revision)
                  and getattr(condition.state, "name", str(condition.state)) == "CONDITION_SUCCEEDED")
-        row.update(state="drifted" if drift else ("ok" if ready else "not ready"), drift=drift, url=service.uri,
-                   ready_revision=service.latest_ready_revision.rsplit("/", 1)[-1], traffic=_traffic(service))
+        row.update(state="drifted" if drift else ("ok" if ready else "not ready"), drift=drift)
         if not ready:
             row["reason"] = condition.message
     return rows
@@ -100,19 +100,11 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
 def managed_services(target: Target, clients: Any) -> list[str]:
     """The components whose service exists and was made by ltmctl (both, whatever the ingest mode: one left from
     an earlier push deploy counts too). A service of the same name that ltmctl did not make is not ours."""
-    from google.api_core.exceptions import NotFound
-
-    found: list[str] = []
     if not _run_enabled(target, clients):
-        return found
-    for component in COMPONENTS:
-        try:
-            service = clients.run_services.get_service(name=target.service_name(component))
-        except NotFound:
-            continue
-        if dict(service.labels).get(MANAGED[0]) == MANAGED[1]:
-            found.append(component)
-    return found
+        return []
+    services = {component: _get(target, clients, component) for component in COMPONENTS}
+    return [component for component, service in services.items()
+            if service is not None and dict(service.labels).get(MANAGED[0]) == MANAGED[1]]
 
 
 def delete_services(target: Target, clients: Any, components: list[str],
