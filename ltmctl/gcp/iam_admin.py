@@ -49,3 +49,13 @@ class IamAdminRest(RestClient):
 
     def delete_service_account(self, request: dict[str, Any]) -> None:
         self._call("DELETE", request["name"])
+
+    def get_iam_policy(self, request: dict[str, Any]) -> Any:
+        from urllib.parse import quote
+
+        from ltmctl.gcp.rest import _policy
+
+        # IAM's serviceAccounts.getIamPolicy is a POST without a body: the version is a query parameter.
+        version = (request.get("options") or {}).get("requested_policy_version")
+        query = f"?options.requestedPolicyVersion={quote(str(version))}" if version else ""
+        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy{query}"))

@@ -30,7 +30,7 @@ def test_errors_are_googles_json(fake):
     error = answer.json()["error"]
     assert error["code"] == 404 and error["status"] == "NOT_FOUND" and "nope" in error["message"]
     unrouted = requests.get(f"{fake.endpoint}/v9/whatever", timeout=5)
-    assert unrouted.status_code == 404 and "no route" in unrouted.json()["error"]["message"]
+    assert unrouted.status_code == 404 and "No method of Google's APIs" in unrouted.json()["error"]["message"]
 
 
 def test_disabled_api_answers_service_disabled_with_error_info(fake, clients):

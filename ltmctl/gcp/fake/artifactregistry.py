@@ -21,6 +21,7 @@ def _enum(value: Any, names: dict[int, str], default: str) -> str:
 
 
 class ArtifactRegistryApi(Api):
+    discovery = ("artifactregistry.v1",)
     service = "artifactregistry.googleapis.com"
     title = "Artifact Registry API"
 
@@ -60,7 +61,7 @@ class ArtifactRegistryApi(Api):
         name = self._name(project, location, repo_id)
         if name in self.repositories:
             raise already_exists(name)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         repo = {**body, "name": name, "format": _enum(body.get("format"), _FORMATS, "FORMAT_UNSPECIFIED"),
                 "mode": _enum(body.get("mode"), _MODES, "STANDARD_REPOSITORY"), "createTime": _NOW,
                 "updateTime": _NOW}
@@ -74,7 +75,7 @@ class ArtifactRegistryApi(Api):
 
     def patch(self, req: Request, project: str, location: str, repo: str):
         current = self._get(self._name(project, location, repo))
-        body = req.body or {}
+        body = req.data or {}
         for path in [p for p in req.query.get("updateMask", "").split(",") if p]:
             key = {"cleanup_policies": "cleanupPolicies"}.get(path, path)
             if key in body:
@@ -100,4 +101,4 @@ class ArtifactRegistryApi(Api):
     def set_iam_policy(self, req: Request, project: str, location: str, repo: str):
         name = self._name(project, location, repo)
         self._get(name)
-        return self.policies.set(name, (req.body or {}).get("policy", {}))
+        return self.policies.set(name, (req.data or {}).get("policy", {}))

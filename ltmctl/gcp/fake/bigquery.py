@@ -18,6 +18,7 @@ def _millis() -> str:
 
 
 class BigQueryApi(Api):
+    discovery = ("bigquery.v2",)
     service = "bigquery.googleapis.com"
     title = "BigQuery API"
     legacy_errors = True
@@ -70,7 +71,7 @@ class BigQueryApi(Api):
 
     def create_dataset(self, req: Request, project: str):
         pid = self.fake.project_id(project)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         ref = body.get("datasetReference") or {}
         dataset_id = ref.get("datasetId")
         if not dataset_id:
@@ -101,7 +102,7 @@ class BigQueryApi(Api):
         wanted = req.headers.get("If-Match")
         if wanted and wanted != current["etag"]:
             raise ApiError(412, "FAILED_PRECONDITION", "Precondition check failed.", reason="conditionNotMet")
-        for key, value in (req.body or {}).items():
+        for key, value in (req.data or {}).items():
             if key in ("datasetReference", "id", "kind", "etag", "location"):
                 if key == "location" and value not in (None, current["location"]):
                     raise invalid("Cannot change dataset location.")
@@ -151,7 +152,7 @@ class BigQueryApi(Api):
 
     def create_table(self, req: Request, project: str, dataset: str):
         ds = self._dataset(project, dataset)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         table_id = (body.get("tableReference") or {}).get("tableId")
         if not table_id:
             raise invalid("Required parameter is missing: tableReference.tableId")
@@ -173,7 +174,7 @@ class BigQueryApi(Api):
         wanted = req.headers.get("If-Match")
         if wanted and wanted != current["etag"]:
             raise ApiError(412, "FAILED_PRECONDITION", "Precondition check failed.", reason="conditionNotMet")
-        for key, value in (req.body or {}).items():
+        for key, value in (req.data or {}).items():
             if key == "timePartitioning" and value != current.get("timePartitioning"):
                 raise invalid("Cannot change partitioning spec for a partitioned table.")
             if key in ("tableReference", "id", "kind", "etag", "timePartitioning"):
@@ -197,7 +198,7 @@ class BigQueryApi(Api):
 
     def set_table_policy(self, req: Request, project: str, dataset: str, table: str):
         # Only version 1 exists for tables: no conditions.
-        return self.policies.set(self._table(project, dataset, table)["id"], (req.body or {}).get("policy", {}))
+        return self.policies.set(self._table(project, dataset, table)["id"], (req.data or {}).get("policy", {}))
 
     # --- for other fake APIs -----------------------------------------------------------------------------------
 

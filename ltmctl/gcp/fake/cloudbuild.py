@@ -28,6 +28,7 @@ class _Run:
 
 
 class CloudBuildApi(Api):
+    discovery = ("cloudbuild.v1",)
     service = "cloudbuild.googleapis.com"
     title = "Cloud Build API"
 
@@ -64,7 +65,7 @@ class CloudBuildApi(Api):
 
     def create(self, req: Request, project: str, location: str):
         pid = self.fake.project_id(project)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         if not body.get("steps"):
             raise invalid("invalid build: a build must have at least one step.")
         self._check_service_account(pid, body)

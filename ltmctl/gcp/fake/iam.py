@@ -9,6 +9,7 @@ from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, already_
 
 
 class IamApi(Api):
+    discovery = ("iam.v1",)
     service = "iam.googleapis.com"
     title = "Identity and Access Management (IAM) API"
 
@@ -41,7 +42,7 @@ class IamApi(Api):
 
     def create(self, req: Request, project: str):
         pid = self.fake.project_id(project)
-        body = req.body or {}
+        body = req.data or {}
         account_id = body.get("accountId", "")
         if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", account_id):
             raise invalid(f"accountId {account_id!r} must match [a-z][a-z0-9-]{{4,28}}[a-z0-9].")
@@ -62,7 +63,7 @@ class IamApi(Api):
 
     def patch(self, req: Request, project: str, account: str):
         sa = self._find(account)
-        body = req.body or {}
+        body = req.data or {}
         mask = [p.strip() for p in str(body.get("updateMask", "")).split(",") if p.strip()]
         if not mask:
             raise invalid("updateMask is required.")
@@ -85,4 +86,4 @@ class IamApi(Api):
         return self.policies.get(self._find(account)["email"])
 
     def set_iam_policy(self, req: Request, project: str, account: str):
-        return self.policies.set(self._find(account)["email"], (req.body or {}).get("policy", {}))
+        return self.policies.set(self._find(account)["email"], (req.data or {}).get("policy", {}))

@@ -13,6 +13,7 @@ from ltmctl.gcp.fake.server import Api, PolicyStore, Request, invalid, not_found
 
 
 class IapApi(Api):
+    discovery = ("iap.v1",)
     service = "iap.googleapis.com"
     title = "Cloud Identity-Aware Proxy API"
 
@@ -44,7 +45,7 @@ class IapApi(Api):
         return self.policies.get(self._resource(project, kind, service))
 
     def set_iam_policy(self, req: Request, project: str, kind: str, service: str):
-        return self.policies.set(self._resource(project, kind, service), (req.body or {}).get("policy", {}))
+        return self.policies.set(self._resource(project, kind, service), (req.data or {}).get("policy", {}))
 
     def _web(self, project: str) -> str:
         return f"projects/{self.fake.number(project)}/iap_web"
@@ -53,12 +54,13 @@ class IapApi(Api):
         return self.policies.get(self._web(project))
 
     def set_web_policy(self, req: Request, project: str):
-        return self.policies.set(self._web(project), (req.body or {}).get("policy", {}))
+        return self.policies.set(self._web(project), (req.data or {}).get("policy", {}))
 
 
 class ServiceIdentityApi(Api):
     """Service Usage v1beta1 `generateServiceIdentity`: creates (or returns) a Google service agent, such as IAP's,
     which exists only once someone asks for it."""
+    discovery = ("serviceusage.v1beta1",)
 
     service = None
 

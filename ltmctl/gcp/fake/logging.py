@@ -39,6 +39,7 @@ def _literal(field: str, text: str) -> Any:
 
 
 class LoggingApi(Api):
+    discovery = ("logging.v2",)
     service = "logging.googleapis.com"
     title = "Cloud Logging API"
     page_size = 50  # small, so tests exercise paging
@@ -61,7 +62,7 @@ class LoggingApi(Api):
         return stored
 
     def list_entries(self, req: Request):
-        body = req.body or {}
+        body = req.data or {}
         names = body.get("resourceNames") or []
         if not names:
             raise invalid("resourceNames: at least one resource name is required.")

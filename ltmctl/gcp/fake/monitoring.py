@@ -118,6 +118,7 @@ def _percentile_of_numbers(numbers: list[float], q: float) -> float:
 
 
 class MonitoringApi(Api):
+    discovery = ("monitoring.v3", "monitoring.v1")
     service = "monitoring.googleapis.com"
     title = "Cloud Monitoring API"
 
@@ -210,7 +211,7 @@ class MonitoringApi(Api):
 
     def create_policy(self, req: Request, project: str):
         project_id = self.fake.project_id(project)
-        policy = self._canonical(req.body, "AlertPolicy")
+        policy = self._canonical(req.data, "AlertPolicy")
         if not policy.get("conditions"):
             raise invalid("An alert policy needs at least one condition.")
         name = f"projects/{project_id}/alertPolicies/{self.fake.next_id()}"
@@ -222,7 +223,7 @@ class MonitoringApi(Api):
 
     def update_policy(self, req: Request, project: str, policy: str):
         name = self._policy_name(project, policy)
-        given = self._canonical(req.body, "AlertPolicy")
+        given = self._canonical(req.data, "AlertPolicy")
         current = self.alert_policies[name]
         mask = [p.strip() for p in req.query.get("updateMask", "").split(",") if p.strip()]
         if mask:
@@ -267,7 +268,7 @@ class MonitoringApi(Api):
         return {"dashboards": found} if found else {}
 
     def create_dashboard(self, req: Request, project: str):
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         _check_dashboard(body)
         name = f"projects/{self.fake.number(project)}/dashboards/{self.fake.next_id()}"
         self.dashboards[name] = {**body, "name": name, "etag": f"etag-{self.fake.next_id()}"}
@@ -278,7 +279,7 @@ class MonitoringApi(Api):
 
     def update_dashboard(self, req: Request, project: str, dashboard: str):
         name = self._dashboard_name(project, dashboard)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         _check_dashboard(body)
         if body.get("etag") and body["etag"] != self.dashboards[name]["etag"]:
             raise ApiError(409, "ABORTED", "The dashboard was changed since it was read: etag mismatch.")

@@ -28,6 +28,7 @@ def _mask(value: Any) -> list[str]:
 
 
 class PubSubApi(Api):
+    discovery = ("pubsub.v1",)
     service = "pubsub.googleapis.com"
     title = "Cloud Pub/Sub API"
 
@@ -75,7 +76,7 @@ class PubSubApi(Api):
         name = f"projects/{self.fake.project_id(project)}/topics/{topic}"
         if name in self.topics:
             raise already_exists(name)
-        self.topics[name] = {**(req.body or {}), "name": name, "state": "ACTIVE"}
+        self.topics[name] = {**(req.data or {}), "name": name, "state": "ACTIVE"}
         return self.topics[name]
 
     def get_topic(self, req: Request, project: str, topic: str):
@@ -83,7 +84,7 @@ class PubSubApi(Api):
 
     def update_topic(self, req: Request, project: str, topic: str):
         name = self._topic(project, topic)
-        body = req.body or {}
+        body = req.data or {}
         given = body.get("topic") or {}
         for key in _mask(body.get("updateMask")):
             if key in given:
@@ -109,7 +110,7 @@ class PubSubApi(Api):
         return self.policies.get(self._topic(project, topic))
 
     def set_topic_policy(self, req: Request, project: str, topic: str):
-        return self.policies.set(self._topic(project, topic), (req.body or {}).get("policy", {}))
+        return self.policies.set(self._topic(project, topic), (req.data or {}).get("policy", {}))
 
     # --- subscriptions ---------------------------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ class PubSubApi(Api):
         name = f"projects/{self.fake.project_id(project)}/subscriptions/{sub}"
         if name in self.subscriptions:
             raise already_exists(name)
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         if not body.get("topic"):
             raise invalid("topic is required.")
         self._check_topics(body)
@@ -179,7 +180,7 @@ class PubSubApi(Api):
 
     def update_subscription(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)
-        body = req.body or {}
+        body = req.data or {}
         given = body.get("subscription") or {}
         paths = _mask(body.get("updateMask"))
         if not paths:
@@ -207,11 +208,11 @@ class PubSubApi(Api):
 
     def modify_push_config(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)
-        self.subscriptions[name]["pushConfig"] = (req.body or {}).get("pushConfig") or {}
+        self.subscriptions[name]["pushConfig"] = (req.data or {}).get("pushConfig") or {}
         return {}
 
     def get_subscription_policy(self, req: Request, project: str, sub: str):
         return self.policies.get(self._sub(project, sub))
 
     def set_subscription_policy(self, req: Request, project: str, sub: str):
-        return self.policies.set(self._sub(project, sub), (req.body or {}).get("policy", {}))
+        return self.policies.set(self._sub(project, sub), (req.data or {}).get("policy", {}))

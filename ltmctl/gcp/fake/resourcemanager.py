@@ -6,6 +6,7 @@ from ltmctl.gcp.fake.server import Api, PolicyStore, Request, etag
 
 
 class ResourceManagerApi(Api):
+    discovery = ("cloudresourcemanager.v3",)
     service = "cloudresourcemanager.googleapis.com"
     title = "Cloud Resource Manager API"
 
@@ -39,4 +40,4 @@ class ResourceManagerApi(Api):
 
     def set_iam_policy(self, req: Request, project: str):
         self.policy(project)
-        return self.policies.set(self.fake.project_id(project), (req.body or {}).get("policy", {}))
+        return self.policies.set(self.fake.project_id(project), (req.data or {}).get("policy", {}))

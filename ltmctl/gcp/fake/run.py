@@ -47,6 +47,7 @@ def _normalise(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class CloudRunApi(Api):
+    discovery = ("run.v2",)
     service = "run.googleapis.com"
     title = "Cloud Run Admin API"
 
@@ -159,7 +160,7 @@ class CloudRunApi(Api):
         name = self._full(project, location, service_id)
         if name in self.services:
             raise already_exists(name)
-        spec = _normalise({k: v for k, v in (req.body or {}).items() if k in _SPEC_FIELDS})
+        spec = _normalise({k: v for k, v in (req.data or {}).items() if k in _SPEC_FIELDS})
         self._validate(spec)
         if req.query.get("validateOnly") == "true":
             return self._operation(name, {**spec, "name": name})
@@ -176,7 +177,7 @@ class CloudRunApi(Api):
         previous = self.services.get(name)
         if previous is None and req.query.get("allowMissing") != "true":
             raise not_found(name)
-        body = req.body or {}
+        body = req.data or {}
         given_etag = body.get("etag")
         if previous is not None and given_etag and given_etag != previous["etag"]:
             raise ApiError(409, "ABORTED", "The service was modified concurrently; read it again and retry.")
@@ -205,4 +206,4 @@ class CloudRunApi(Api):
     def set_iam_policy(self, req: Request, project: str, location: str, service: str):
         name = self._full(project, location, service)
         self._get(name)
-        return self.policies.set(name, (req.body or {}).get("policy", {}))
+        return self.policies.set(name, (req.data or {}).get("policy", {}))

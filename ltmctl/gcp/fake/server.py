@@ -37,6 +37,14 @@ class Request:
     raw: bytes = b""
     status: int = 0  # filled in once answered
     params: dict[str, list[str]] = field(default_factory=dict)  # every value of repeated query parameters
+    raw_path: str = ""  # as sent, still percent-encoded: what Google's path templates match
+    method_id: str = ""  # the discovery method this request called, once resolved
+    parsed: Any = None  # the body as Google parses it (enum names); handlers read `data`
+
+    @property
+    def data(self) -> Any:
+        """The body as Google would have parsed it: what handlers store and echo."""
+        return self.parsed if self.parsed is not None else self.body
 
     @property
     def mutating(self) -> bool:
@@ -155,6 +163,9 @@ class Api:
     service: str | None = None  # e.g. "pubsub.googleapis.com"; None: always callable
     title: str = ""  # as in Google's SERVICE_DISABLED message, e.g. "Cloud Pub/Sub API"
     legacy_errors = False
+    # The discovery documents (`api.version`, as in googleapiclient's discovery_cache) whose methods these routes
+    # implement: every request and answer is checked against them (ltmctl.gcp.fake.discovery).
+    discovery: tuple[str, ...] = ()
 
     def __init__(self, fake: FakeGcp) -> None:
         self.fake = fake
@@ -356,25 +367,31 @@ class FakeGcp:
         """Answer one request: (status, JSON body, legacy error format)."""
         with self.lock:
             self.requests.append(req)
+            found = self._route(req)
+            api = found[0].api if found else None
+            legacy = bool(api and api.legacy_errors)
+            op = self._operation_for(req.path) if req.method == "GET" else None
+            try:
+                match = self._method(req, api if op is None else None)
+            except ApiError as exc:
+                return exc.code, exc.body(legacy), legacy
             for failure in self.failures:
                 if (failure.method in (None, req.method) and failure.path.search(req.path)
                         and failure.times != 0):
                     if failure.times is not None:
                         failure.times -= 1
-                    route = self._route(req)
-                    return failure.error.code, failure.error.body(bool(route and route[0].api.legacy_errors)), False
-            if req.method == "GET":
-                op = self._operation_for(req.path)
-                if op is not None:
-                    if op.polls_left > 0:
-                        op.polls_left -= 1
-                    return 200, op.as_json(), False
-            found = self._route(req)
+                    return failure.error.code, failure.error.body(legacy), False
+            if op is not None:
+                if op.polls_left > 0:
+                    op.polls_left -= 1
+                return self._checked(match, 200, op.as_json())
             if found is None:
-                return 404, ApiError(404, "NOT_FOUND", f"The fake has no route for {req.method} {req.path}.")\
-                    .body(), False
+                if match is not None:
+                    return 501, ApiError(501, "UNIMPLEMENTED", f"The fake does not implement {match.method.id} "
+                                                               f"({req.method} {req.path}).").body(), False
+                return 404, ApiError(404, "NOT_FOUND", f"No method of Google's APIs answers {req.method} "
+                                                       f"{req.path}.").body(), False
             route, params = found
-            api = route.api
             try:
                 if self.enforce_services and api.service and api.service not in self.enabled_services:
                     raise service_disabled(api.service, api.title, self.project_number)
@@ -382,8 +399,51 @@ class FakeGcp:
             except ApiError as exc:
                 return exc.code, exc.body(api.legacy_errors), api.legacy_errors
             if isinstance(result, tuple):
-                return result[0], result[1], False
-            return 200, result if result is not None else {}, False
+                return self._checked(match, result[0], result[1])
+            return self._checked(match, 200, result if result is not None else {})
+
+    def _method(self, req: Request, api: Api | None) -> Any:
+        """The discovery method `req` calls (a `discovery.Match`), checked: path parameters, query, body. A route of
+        the fake that Google's document does not have answers 404, as Google would; a malformed request 400."""
+        from ltmctl.gcp.fake import discovery
+
+        names = api.discovery if api is not None else tuple(
+            dict.fromkeys(n for a in self.apis.values() for n in a.discovery))
+        if not names:
+            return None  # an API module without a discovery document (tests may add one): nothing to check against
+        docs = [discovery.load(n) for n in names]
+        raw_path = req.raw_path or req.path
+        try:
+            match = discovery.resolve(docs, req.method, raw_path)
+            if match is None:
+                if api is not None:
+                    raise ApiError(404, "NOT_FOUND", f"No method of {', '.join(names)} answers {req.method} "
+                                                     f"{req.path}.")
+                return None
+            req.method_id = match.method.id
+            discovery.check_request(match, req.params, req.body, req.raw, req.headers.get("Content-Type", ""))
+            if isinstance(req.body, dict) and match.method.request and not match.method.upload:
+                # What a handler sees is what Google would have parsed: enum names, camelCase fields. The request
+                # log keeps what was sent.
+                req.parsed = discovery.canonical(match.method.doc, {"$ref": match.method.request}, req.body)
+        except discovery.Violation as exc:
+            raise ApiError(400, "INVALID_ARGUMENT", exc.message, [
+                {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                 "fieldViolations": [{"field": exc.field, "description": exc.message}]}]) from None
+        return match
+
+    def _checked(self, match: Any, status: int, body: Any) -> tuple[int, Any, bool]:
+        """The fake's own answer must fit the method's response schema: it may not invent what Google never sends."""
+        from ltmctl.gcp.fake import discovery
+
+        if match is None or status != 200 or not isinstance(body, dict) or match.method.response is None:
+            return status, body, False
+        try:
+            discovery.check_value(match.method.doc, {"$ref": match.method.response}, body, "", response=True)
+        except discovery.Violation as exc:
+            return 500, ApiError(500, "INTERNAL", f"fake: its answer to {match.method.id} does not fit Google's "
+                                                  f"{match.method.response} schema: {exc.message}").body(), False
+        return status, body, False
 
     def _route(self, req: Request) -> tuple[Route, dict[str, str]] | None:
         for route in self._routes:
@@ -422,7 +482,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 body = None
         params = parse_qs(split.query, keep_blank_values=True)
         req = Request(self.command, unquote(split.path), {k: v[-1] for k, v in params.items()}, body,
-                      dict(self.headers.items()), raw if body is None else b"", params=params)
+                      dict(self.headers.items()), raw if body is None else b"", params=params, raw_path=split.path)
         try:
             status, payload, _ = self.owner.handle(req)
         except Exception as exc:  # a bug in the fake must surface as a 500, never hang the client

@@ -20,6 +20,7 @@ TITLES = {
 
 
 class ServiceUsageApi(Api):
+    discovery = ("serviceusage.v1",)
     service = None  # Service Usage itself is always callable
 
     def routes(self):
@@ -69,7 +70,7 @@ class ServiceUsageApi(Api):
                                    {"@type": _TYPE + "OperationMetadata"})
 
     def batch_enable(self, req: Request, kind: str, parent: str):
-        ids = list((req.body or {}).get("serviceIds", []))
+        ids = list((req.data or {}).get("serviceIds", []))
         if not ids or len(ids) > 20:
             raise invalid("serviceIds must name between 1 and 20 services.")
         self.fake.enable(*ids)

@@ -14,6 +14,7 @@ _NOW = "2024-01-01T00:00:00.000Z"
 
 
 class StorageApi(Api):
+    discovery = ("storage.v1",)
     service = "storage.googleapis.com"
     title = "Cloud Storage API"
     legacy_errors = True
@@ -45,7 +46,7 @@ class StorageApi(Api):
         return self.buckets[bucket]
 
     def create(self, req: Request):
-        body = dict(req.body or {})
+        body = dict(req.data or {})
         name = body.get("name", "")
         if not name or len(name) > 63 or name != name.lower():
             raise invalid(f"Invalid bucket name: '{name}'")
@@ -70,7 +71,7 @@ class StorageApi(Api):
 
     def patch(self, req: Request, bucket: str):
         current = self._get(bucket)
-        for key, value in (req.body or {}).items():
+        for key, value in (req.data or {}).items():
             if key in ("name", "location", "id", "projectNumber"):
                 continue
             if value is None:
@@ -100,7 +101,7 @@ class StorageApi(Api):
 
     def set_iam_policy(self, req: Request, bucket: str):
         self._get(bucket)
-        body = {k: v for k, v in (req.body or {}).items() if k not in ("kind", "resourceId")}
+        body = {k: v for k, v in (req.data or {}).items() if k not in ("kind", "resourceId")}
         return self._policy(bucket, self.policies.set(bucket, body))
 
     def list_objects(self, req: Request, bucket: str):

@@ -44,6 +44,7 @@ def _crc32c(data: bytes) -> str:
 
 
 class StorageObjectsApi(Api):
+    discovery = ("storage.v1",)
     service = "storage.googleapis.com"
     title = "Cloud Storage API"
     legacy_errors = True

@@ -1,0 +1,113 @@
+"""The fake refuses what Google refuses: every request is checked against the API's discovery document (method and
+path, path-parameter patterns, query parameters, body present or not, body fields, types and enums), a method the
+fake does not implement answers 501 naming it, and the fake's own answers must fit the response schema."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from google.api_core import exceptions
+
+from ltmctl.gcp.clients import GcpClients
+from ltmctl.gcp.fake import FakeGcp
+from ltmctl.gcp.fake.run import CloudRunApi
+from tests.gcp.support import PROJECT
+
+RUN = f"/v2/projects/{PROJECT}/locations/us-central1/services"
+
+
+@pytest.fixture
+def run_fake(fake: FakeGcp) -> FakeGcp:
+    fake.enable("run.googleapis.com", "pubsub.googleapis.com", "iam.googleapis.com")
+    return fake
+
+
+def _post(fake: FakeGcp, path: str, body: object = None, **query: str) -> requests.Response:
+    return requests.post(f"{fake.endpoint}{path}", json=body, params=query, timeout=5)
+
+
+def _error(answer: requests.Response) -> dict:
+    return answer.json()["error"]
+
+
+def test_an_unknown_body_field_is_refused_as_google_words_it(run_fake):
+    answer = _post(run_fake, RUN, {"template": {"containers": [{"image": "x"}], "bogusField": 1}},
+                   serviceId="api")
+    assert answer.status_code == 400
+    error = _error(answer)
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"] == ('Invalid JSON payload received. Unknown name "bogusField" at \'template\': '
+                                "Cannot find field.")
+    assert run_fake.api(CloudRunApi).services == {}
+
+
+def test_an_unknown_field_deep_in_the_body_is_refused_with_its_path(run_fake):
+    body = {"template": {"containers": [{"image": "x", "resources": {"limits": {"memory": "2Gi"}, "cpuIdel": True}}]}}
+    answer = _post(run_fake, RUN, body, serviceId="api")
+    assert answer.status_code == 400
+    assert "Unknown name \"cpuIdel\" at 'template.containers[0].resources'" in _error(answer)["message"]
+
+
+def test_a_wrong_json_type_is_refused(run_fake):
+    answer = _post(run_fake, RUN, {"template": {"maxInstanceRequestConcurrency": "eighty"}}, serviceId="api")
+    assert answer.status_code == 400
+    assert "template.max_instance_request_concurrency" in _error(answer)["message"]
+
+
+def test_a_bad_enum_is_refused_by_name_and_by_number(run_fake):
+    for bad in ("GENERALLY_AVAILABLE", 99):
+        answer = _post(run_fake, RUN, {"launchStage": bad}, serviceId="api")
+        assert answer.status_code == 400, bad
+        assert "launch_stage" in _error(answer)["message"]
+    # A valid one by number (as the generated REST clients send them) is accepted, and stored by name.
+    assert _post(run_fake, RUN, {"launchStage": 6, "template": {"containers": [{"image": "x"}]}},
+                 serviceId="api").status_code == 200
+    stored = run_fake.api(CloudRunApi).services[f"projects/{PROJECT}/locations/us-central1/services/api"]
+    assert stored["launchStage"] == "GA"
+
+
+def test_a_body_on_a_method_that_takes_none_is_refused(run_fake):
+    path = f"/v1/projects/{PROJECT}/serviceAccounts/a@{PROJECT}.iam.gserviceaccount.com:getIamPolicy"
+    answer = _post(run_fake, path, {"options": {"requestedPolicyVersion": 3}})
+    assert answer.status_code == 400 and "takes no request body" in _error(answer)["message"]
+
+
+def test_unknown_or_ill_typed_query_parameters_are_refused(run_fake):
+    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"pageSize": "ten"}, timeout=5)
+    assert answer.status_code == 400 and "page_size" in _error(answer)["message"]
+    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"colour": "blue"}, timeout=5)
+    assert answer.status_code == 400
+    assert _error(answer)["message"].startswith('Invalid JSON payload received. Unknown name "colour": Cannot bind')
+
+
+def test_a_missing_or_malformed_path_parameter_is_refused(run_fake):
+    # An empty project segment: the `parent` parameter no longer matches projects/[^/]+/locations/[^/]+.
+    answer = requests.get(f"{run_fake.endpoint}/v2/projects//locations/us-central1/services", timeout=5)
+    assert answer.status_code == 400 and "parent" in _error(answer)["message"]
+
+
+def test_a_method_the_fake_does_not_implement_answers_501_naming_it(run_fake):
+    answer = requests.get(f"{run_fake.endpoint}/v2/projects/{PROJECT}/locations/us-central1/jobs", timeout=5)
+    assert answer.status_code == 501
+    assert "run.projects.locations.jobs.list" in _error(answer)["message"]
+
+
+def test_the_fakes_own_answers_must_fit_the_response_schema(run_fake):
+    clients = GcpClients.for_endpoint(PROJECT, run_fake.endpoint)
+    topic = f"projects/{PROJECT}/topics/t"
+    clients.publisher.create_topic(request={"name": topic})
+    # A fake that invents a field a real answer never has is caught, not passed on to the client.
+    from ltmctl.gcp.fake.pubsub import PubSubApi
+
+    run_fake.api(PubSubApi).topics[topic]["inventedField"] = True
+    with pytest.raises(exceptions.InternalServerError, match="does not fit Google's Topic schema"):
+        clients.publisher.get_topic(request={"topic": topic})
+    clients.close()
+
+
+def test_the_official_clients_requests_pass_and_record_their_method(run_fake):
+    clients = GcpClients.for_endpoint(PROJECT, run_fake.endpoint)
+    clients.publisher.create_topic(request={"name": f"projects/{PROJECT}/topics/t"})
+    clients.close()
+    (create,) = run_fake.find("PUT", "/topics/t$")
+    assert create.method_id == "pubsub.projects.topics.create"
