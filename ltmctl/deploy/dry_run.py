@@ -1,6 +1,6 @@
 """`deploy --dry-run`: the same deploy code, in-process, against a fake Google Cloud; the requests it sends.
 
-No credentials and no network: the clients talk to a FakeGcp on loopback with anonymous credentials. The fake
+No credentials and no network: the clients talk to a FakeGcp on loopback, as the project's owner. The fake
 starts as a freshly provisioned project (`ltmctl provision` is applied to it first, and its requests are not
 shown) with nothing deployed, so the list is what a first deploy sends. What runs in the real project is not
 known to a dry run; ask `ltmctl status` for that.
@@ -27,7 +27,7 @@ def plan_requests(resolved: Any, *, components: list[str], images: dict[str, str
     env = resolved.env
     number = env.gcp.project_number or PLACEHOLDER_NUMBER
     with FakeGcp(env.project, str(number)) as fake, \
-            DeployClients.for_endpoint(env.project, fake.endpoint) as clients:
+            DeployClients.for_endpoint(env.project, fake.endpoint, fake.token_for(fake.owner)) as clients:
         provisioned = provisioning.target(resolved, clients, "deploy")
         provisioning.apply(provisioned, provisioning.plan(provisioned))
         fake.clear_requests()

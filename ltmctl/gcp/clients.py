@@ -3,7 +3,7 @@ or all of them pointed at one base endpoint (the fake, in tests and `--dry-run`)
 
 Each client is built on first use. All generated clients use the REST transport, so the requests are the same
 whichever endpoint answers them. `LTM_GCP_ENDPOINT=http://127.0.0.1:PORT` (testing and advanced use) points
-every command that talks to Google Cloud at such an endpoint, with anonymous credentials.
+every command that talks to Google Cloud at such an endpoint, sending the bearer token in `LTM_GCP_TOKEN`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 ENDPOINT_ENV = "LTM_GCP_ENDPOINT"
+TOKEN_ENV = "LTM_GCP_TOKEN"  # with LTM_GCP_ENDPOINT: the bearer token to send (the fake issues one per principal)
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 ADC_HINT = ("Run `gcloud auth application-default login` (a person), or set GOOGLE_APPLICATION_CREDENTIALS to a "
             "service-account key file (CI); on Cloud Build and Cloud Run the attached service account is used.")
@@ -26,10 +27,16 @@ class GcpClients:
         self._built: list[Any] = []
 
     @classmethod
-    def for_endpoint(cls, project: str, endpoint: str) -> GcpClients:
-        """Every client against one base URL (scheme included), with anonymous credentials."""
+    def for_endpoint(cls, project: str, endpoint: str, token: str | None = None) -> GcpClients:
+        """Every client against one base URL (scheme included), sending `token` (default: $LTM_GCP_TOKEN) as a
+        bearer token, or nothing without one."""
         from google.auth.credentials import AnonymousCredentials
 
+        token = token or os.environ.get(TOKEN_ENV)
+        if token:
+            from google.oauth2.credentials import Credentials
+
+            return cls(project, Credentials(token), endpoint.rstrip("/"))
         return cls(project, AnonymousCredentials(), endpoint.rstrip("/"))
 
     @classmethod

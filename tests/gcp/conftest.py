@@ -14,8 +14,11 @@ from tests.gcp.support import NUMBER, PROJECT  # the dev environment of tests.co
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGcp]:
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGcp]:
+    """The fake project; ltmctl and every client built by GcpClients.for_endpoint act as its owner unless a test
+    says otherwise (`LTM_GCP_TOKEN`, `fake.token_for(member)`)."""
     with FakeGcp(PROJECT, NUMBER) as f:
+        monkeypatch.setenv("LTM_GCP_TOKEN", f.token_for(f.owner))
         yield f
 
 

@@ -25,7 +25,8 @@ def clients(fake: FakeGcp):
 
 def test_errors_are_googles_json(fake):
     fake.enable("pubsub.googleapis.com")
-    answer = requests.get(f"{fake.endpoint}/v1/projects/{PROJECT}/topics/nope", timeout=5)
+    owner = {"Authorization": f"Bearer {fake.token_for(fake.owner)}"}
+    answer = requests.get(f"{fake.endpoint}/v1/projects/{PROJECT}/topics/nope", headers=owner, timeout=5)
     assert answer.status_code == 404
     error = answer.json()["error"]
     assert error["code"] == 404 and error["status"] == "NOT_FOUND" and "nope" in error["message"]

@@ -22,8 +22,12 @@ def run_fake(fake: FakeGcp) -> FakeGcp:
     return fake
 
 
+def _owner(fake: FakeGcp) -> dict[str, str]:
+    return {"Authorization": f"Bearer {fake.token_for(fake.owner)}"}
+
+
 def _post(fake: FakeGcp, path: str, body: object = None, **query: str) -> requests.Response:
-    return requests.post(f"{fake.endpoint}{path}", json=body, params=query, timeout=5)
+    return requests.post(f"{fake.endpoint}{path}", json=body, params=query, headers=_owner(fake), timeout=5)
 
 
 def _error(answer: requests.Response) -> dict:
@@ -73,21 +77,23 @@ def test_a_body_on_a_method_that_takes_none_is_refused(run_fake):
 
 
 def test_unknown_or_ill_typed_query_parameters_are_refused(run_fake):
-    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"pageSize": "ten"}, timeout=5)
+    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"pageSize": "ten"}, headers=_owner(run_fake), timeout=5)
     assert answer.status_code == 400 and "page_size" in _error(answer)["message"]
-    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"colour": "blue"}, timeout=5)
+    answer = requests.get(f"{run_fake.endpoint}{RUN}", params={"colour": "blue"}, headers=_owner(run_fake), timeout=5)
     assert answer.status_code == 400
     assert _error(answer)["message"].startswith('Invalid JSON payload received. Unknown name "colour": Cannot bind')
 
 
 def test_a_missing_or_malformed_path_parameter_is_refused(run_fake):
     # An empty project segment: the `parent` parameter no longer matches projects/[^/]+/locations/[^/]+.
-    answer = requests.get(f"{run_fake.endpoint}/v2/projects//locations/us-central1/services", timeout=5)
+    answer = requests.get(f"{run_fake.endpoint}/v2/projects//locations/us-central1/services",
+                          headers=_owner(run_fake), timeout=5)
     assert answer.status_code == 400 and "parent" in _error(answer)["message"]
 
 
 def test_a_method_the_fake_does_not_implement_answers_501_naming_it(run_fake):
-    answer = requests.get(f"{run_fake.endpoint}/v2/projects/{PROJECT}/locations/us-central1/jobs", timeout=5)
+    answer = requests.get(f"{run_fake.endpoint}/v2/projects/{PROJECT}/locations/us-central1/jobs",
+                          headers=_owner(run_fake), timeout=5)
     assert answer.status_code == 501
     assert "run.projects.locations.jobs.list" in _error(answer)["message"]
 

@@ -115,10 +115,10 @@ def test_every_page_is_read(ltmctl, fake):
 
 
 def test_follow_shows_each_new_entry_once_including_late_arrivals(fake, logging_api):
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import logging as cloud_logging
+    from google.oauth2.credentials import Credentials
 
-    client = cloud_logging.Client(project=PROJECT, credentials=AnonymousCredentials(), _use_grpc=False,
+    client = cloud_logging.Client(project=PROJECT, credentials=Credentials(fake.token_for(fake.owner)), _use_grpc=False,
                                   client_options={"api_endpoint": fake.endpoint})
     polls: list[int] = []
 
@@ -142,10 +142,10 @@ def test_follow_shows_each_new_entry_once_including_late_arrivals(fake, logging_
 
 
 def test_follow_rides_out_a_read_quota_error(fake, logging_api):
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import logging as cloud_logging
+    from google.oauth2.credentials import Credentials
 
-    client = cloud_logging.Client(project=PROJECT, credentials=AnonymousCredentials(), _use_grpc=False,
+    client = cloud_logging.Client(project=PROJECT, credentials=Credentials(fake.token_for(fake.owner)), _use_grpc=False,
                                   client_options={"api_endpoint": fake.endpoint})
     fake.fail(LIST_PATH, quota_exceeded("logging.googleapis.com", "logging.googleapis.com/read_requests",
                                         "ReadRequestsPerMinutePerProject"), times=1)

@@ -263,12 +263,12 @@ def test_disabled_monitoring_api_says_how_to_enable_it(ltmctl, fake):
 
 def test_the_fake_refuses_aggregations_cloud_monitoring_refuses(fake, monitoring):
     from google.api_core.exceptions import BadRequest
-    from google.auth.credentials import AnonymousCredentials
+    from google.oauth2.credentials import Credentials
 
     from ltmctl.monitoring_rest import MonitoringRest
 
     gauge = 'metric.type="pubsub.googleapis.com/subscription/num_undelivered_messages"'
-    with MonitoringRest(AnonymousCredentials(), fake.endpoint) as client:
+    with MonitoringRest(Credentials(fake.token_for(fake.owner)), fake.endpoint) as client:
         for filter_, aggregation in (
                 (gauge, {"alignmentPeriod": "60s", "perSeriesAligner": "ALIGN_RATE"}),  # a rate of a gauge
                 (f'metric.type="{LATENCIES}"', {"alignmentPeriod": "60s", "perSeriesAligner": "ALIGN_MEAN"}),

@@ -40,6 +40,7 @@ class Request:
     raw_path: str = ""  # as sent, still percent-encoded: what Google's path templates match
     method_id: str = ""  # the discovery method this request called, once resolved
     parsed: Any = None  # the body as Google parses it (enum names); handlers read `data`
+    principal: str = ""  # who sent it (the member its token was issued for), once authenticated
 
     @property
     def data(self) -> Any:
@@ -236,6 +237,8 @@ class FakeGcp:
             self.add_api(cls)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.tokens: dict[str, str] = {}  # bearer token -> member, as issued by token_for
+        self.authorize_requests = True
 
     # --- composition -------------------------------------------------------------------------------------------
 
@@ -303,6 +306,33 @@ class FakeGcp:
     def disable(self, *services: str) -> None:
         with self.lock:
             self.enabled_services.difference_update(services)
+
+    def token_for(self, member: str) -> str:
+        """A bearer token that identifies `member` (`user:ana@example.com`, `serviceAccount:x@p.iam...`) to the
+        fake: clients built with it act as that principal, with exactly the roles it holds."""
+        if ":" not in member:
+            raise ValueError(f"a member is kind:email, not {member!r}")
+        with self.lock:
+            for token, who in self.tokens.items():
+                if who == member:
+                    return token
+            token = f"ya29.fake-{len(self.tokens) + 1:04d}-{abs(hash(member)) % 10**8:08d}"
+            self.tokens[token] = member
+            return token
+
+    def principal(self, req: Request) -> str | None:
+        auth = req.headers.get("Authorization") or req.headers.get("authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+
+    def authorize(self, member: str, permission: str, resource: str) -> bool:
+        """Whether IAM would let `member` use `permission` on `resource` (a full resource name), from the policies the
+        fake holds: for what Google checks outside any API call (Cloud Run invoking a service, Pub/Sub's agent
+        forwarding a dead letter)."""
+        from ltmctl.gcp.fake import authz
+
+        with self.lock:
+            return authz.holds(self, member, permission, authz._by_id(self, resource))
 
     def clear_requests(self) -> None:
         with self.lock:
@@ -375,6 +405,11 @@ class FakeGcp:
                 match = self._method(req, api if op is None else None)
             except ApiError as exc:
                 return exc.code, exc.body(legacy), legacy
+            if match is not None and self.authorize_requests:
+                try:
+                    self._authorize(req, match)
+                except ApiError as exc:
+                    return exc.code, exc.body(legacy), legacy
             for failure in self.failures:
                 if (failure.method in (None, req.method) and failure.path.search(req.path)
                         and failure.times != 0):
@@ -431,6 +466,23 @@ class FakeGcp:
                 {"@type": "type.googleapis.com/google.rpc.BadRequest",
                  "fieldViolations": [{"field": exc.field, "description": exc.message}]}]) from None
         return match
+
+    def _authorize(self, req: Request, match: Any) -> None:
+        """401 without a token the fake issued; 403 naming the first permission the caller lacks."""
+        from ltmctl.gcp.fake import authz
+
+        member = self.principal(req)
+        if member is None:
+            raise ApiError(401, "UNAUTHENTICATED", authz.UNAUTHENTICATED,
+                           [error_info("CREDENTIALS_MISSING", "googleapis.com", method=match.method.id)])
+        req.principal = member
+        try:
+            authz.check(self, member, match, req.data)
+        except authz.Denied as exc:
+            raise permission_denied(exc.permission, exc.resource) from None
+        except authz.Unmapped:
+            raise ApiError(500, "INTERNAL", f"fake: no permission is known for {match.method.id}; add it to "
+                                            "ltmctl.gcp.fake.authz.PERMISSIONS with the page that says so.") from None
 
     def _checked(self, match: Any, status: int, body: Any) -> tuple[int, Any, bool]:
         """The fake's own answer must fit the method's response schema: it may not invent what Google never sends."""

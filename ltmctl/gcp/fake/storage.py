@@ -61,6 +61,15 @@ class StorageApi(Api):
                   "metageneration": "1", "etag": etag(self.fake.next_id()), "timeCreated": _NOW, "updated": _NOW}
         self.buckets[name] = bucket
         self.objects[name] = {}
+        # A new bucket's policy: the project's basic roles through the legacy bucket and object roles (the
+        # "convenience values"), which is how a project owner reaches a bucket at all: roles/owner itself holds no
+        # storage.buckets.getIamPolicy and no storage.objects.* (https://cloud.google.com/storage/docs/access-control/iam#convenience-values).
+        owners = [f"projectEditor:{pid}", f"projectOwner:{pid}"]
+        self.policies.policies[name] = {"version": 1, "etag": etag(self.fake.next_id()), "bindings": [
+            {"role": "roles/storage.legacyBucketOwner", "members": owners},
+            {"role": "roles/storage.legacyBucketReader", "members": [f"projectViewer:{pid}"]},
+            {"role": "roles/storage.legacyObjectOwner", "members": owners},
+            {"role": "roles/storage.legacyObjectReader", "members": [f"projectViewer:{pid}"]}]}
         return bucket
 
     def list(self, req: Request):
