@@ -225,6 +225,8 @@ REQUIRED_APIS = (
     "run.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "pubsub.googleapis.com",
     "bigquery.googleapis.com", "iam.googleapis.com", "iap.googleapis.com", "storage.googleapis.com",
     "monitoring.googleapis.com", "logging.googleapis.com",
+    # signJwt: `ltmctl api` calls the API through IAP with a service account's signed JWT.
+    "iamcredentials.googleapis.com",
     # Project-level IAM (bigquery.jobUser for the API account) goes through Resource Manager.
     "cloudresourcemanager.googleapis.com",
 )
