@@ -225,6 +225,8 @@ REQUIRED_APIS = (
     "run.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "pubsub.googleapis.com",
     "bigquery.googleapis.com", "iam.googleapis.com", "iap.googleapis.com", "storage.googleapis.com",
     "monitoring.googleapis.com", "logging.googleapis.com",
+    # signJwt: `ltmctl api` calls the API through IAP with a service account's signed JWT.
+    "iamcredentials.googleapis.com",
     # Project-level IAM (bigquery.jobUser for the API account) goes through Resource Manager.
     "cloudresourcemanager.googleapis.com",
 )
@@ -245,6 +247,7 @@ ROLE_RUN_ADMIN = "roles/run.admin"
 ROLE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # account-level only: actAs that one account
 ROLE_PUBSUB_EDITOR = "roles/pubsub.editor"
 ROLE_IAP_ADMIN = "roles/iap.admin"
+ROLE_IAP_SETTINGS_ADMIN = "roles/iap.settingsAdmin"
 ROLE_LOG_WRITER = "roles/logging.logWriter"
 ROLE_METADATA_VIEWER = "roles/bigquery.metadataViewer"
 
@@ -373,6 +376,9 @@ def deployer_grants(spec: GcpSpec) -> list[IamMember]:
         # Who may pass IAP (iap.members) is the policy of the API service's IAP resource, which exists only with the
         # service; "all web services" is the narrowest level above it, and admin there covers IAP policies only.
         IamMember("iap.web", spec.iap_web, ROLE_IAP_ADMIN, deployer),
+        # The API service's IAP settings (programmatic clients, a custom OAuth client): iap.admin has no
+        # getSettings/updateSettings; settingsAdmin has only those.
+        IamMember("iap.web", spec.iap_web, ROLE_IAP_SETTINGS_ADMIN, deployer),
         # The build's `docker push` steps; Cloud Run also wants the deployer to read the images it deploys.
         IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER, deployer),
         # A build that runs as a user-specified account with CLOUD_LOGGING_ONLY writes its log as that account.

@@ -24,6 +24,9 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Member = Annotated[str, StringConstraints(pattern=r"^(user|group|serviceAccount|domain):\S+$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
 RepositoryName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+OAuthClientId = Annotated[str, StringConstraints(pattern=r"^[0-9]+-[a-z0-9]+\.apps\.googleusercontent\.com$")]
+ServiceAccountEmail = Annotated[str, StringConstraints(
+    pattern=r"^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9.-]+\.gserviceaccount\.com$")]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")]
 
 
@@ -86,9 +89,36 @@ class IngestSettings(_Strict):
 
 
 class IapSettings(_Strict):
+    """IAP on the API service. IAP on Cloud Run uses a Google-managed OAuth client, which refuses programmatic
+    access: programs get through with a service account's signed JWT, or an ID token of an OAuth client listed
+    in the service's IAP settings (`programmatic_clients`, which deploy writes)."""
+
     members: list[Member] = []
-    # OAuth client id of the IAP-protected backend: the audience of ID tokens `ltmctl api` sends in GCP.
-    client_id: str | None = None
+    # OAuth client ids (desktop clients, or the one `gcloud auth application-default login` uses) whose ID tokens
+    # IAP accepts from programs; authoritative, like `members`.
+    programmatic_clients: list[OAuthClientId] = []
+    # The account `ltmctl api` signs its JWT as (IAM Credentials signJwt), for a person calling with their own
+    # credentials; unset: the account of Application Default Credentials, if they are a service account's.
+    service_account: ServiceAccountEmail | None = None
+    # A custom OAuth client for IAP, required in a project outside any organization (secret: at deploy, from
+    # $LTM_IAP_OAUTH_CLIENT_SECRET).
+    oauth_client_id: OAuthClientId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_client_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "client_id" in data:
+            raise ValueError("client_id is no longer used: IAP on Cloud Run has a Google-managed OAuth client that "
+                             "refuses ID tokens made for it; list your OAuth client in `programmatic_clients`, or "
+                             "set `service_account`")
+        return data
+
+    @model_validator(mode="after")
+    def _account_may_pass(self) -> IapSettings:
+        if self.service_account and f"serviceAccount:{self.service_account}" not in self.members:
+            raise ValueError(f"service_account {self.service_account} must also be in `members` as "
+                             f"serviceAccount:{self.service_account} (IAP lets through only members)")
+        return self
 
 
 class QuerySettings(_Strict):

@@ -76,11 +76,14 @@ def token(
     ctx: typer.Context,
     email: Annotated[str | None, typer.Option(help="Identity in a local assertion (default: $LTM_USER_EMAIL, "
                                                    "else <user>@ltm.local).")] = None,
-    ttl: Annotated[int, typer.Option("--ttl", min=1, max=86400, help="Seconds until a local one expires.")] = 3600,
+    ttl: Annotated[int, typer.Option("--ttl", min=1, max=86400, help="Seconds until it expires (in GCP at most "
+                                                                     "3600).")] = 3600,
 ) -> None:
-    """Print a credential for the API: a minted IAP assertion locally, an ID token for IAP in GCP.
+    """Print a credential for the API: a minted IAP assertion locally (send it as x-goog-iap-jwt-assertion); in GCP
+    what IAP accepts from a program (send it as Authorization: Bearer): a service account's signed JWT, or your
+    ID token for an OAuth client in iap.programmatic_clients.
 
-    Example: curl -H "x-goog-iap-jwt-assertion: $(ltmctl api token)" "$LTM_API_URL/get_data/login:ana@example.com"
+    Example: curl -H "Authorization: Bearer $(ltmctl --env dev api token)" "$LTM_API_URL/get_data/login:ana@example.com"
     """
     from ltmctl import api_calls
 

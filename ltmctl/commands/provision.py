@@ -31,6 +31,7 @@ def provision(
     provisioning.require_gcp(resolved, "provision")
     with GcpClients.for_env(resolved) as clients:
         target = provisioning.target(resolved, clients, "provision")
+        provisioning.require_iap_possible(resolved, clients)
         with ui.err.status(f"Reading what exists in {target.project}…"):
             changes = provisioning.plan(target)
         pending = review(changes, provisioning.change_rows(changes), output, plan_only,

@@ -1,4 +1,5 @@
-"""The clients deploy needs on top of provision's: Cloud Run, Cloud Build, and an authorized HTTP session for IAP.
+"""The clients deploy needs on top of provision's: Cloud Run, Cloud Build, and an authorized HTTP session for the one
+call no client library makes (Service Usage v1beta1 `generateServiceIdentity`, for IAP's service agent).
 
 `ltmctl.gcp.clients.GcpClients` builds every client of provisioning (REST transport, one endpoint or ADC); this
 subclass adds deploy's in the same way, so `for_endpoint` / `from_adc` / `for_env` and `providers()` (which picks
@@ -11,7 +12,6 @@ from functools import cached_property
 from typing import Any
 
 from ltmctl.gcp.clients import GcpClients
-from ltmctl.gcp.rest import IAP_ENDPOINT
 
 
 class DeployClients(GcpClients):
@@ -29,11 +29,8 @@ class DeployClients(GcpClients):
 
     @cached_property
     def http(self) -> Any:
-        """For IAP's REST API, which has no client library among ours (google-cloud-iap is not a dependency)."""
+        """For Service Usage v1beta1 `generateServiceIdentity`: no client library ships that API version
+        (google-cloud-service-usage is v1 only)."""
         from google.auth.transport.requests import AuthorizedSession
 
         return self._keep(AuthorizedSession(self.credentials))
-
-    @property
-    def iap_endpoint(self) -> str:
-        return self.endpoint or IAP_ENDPOINT

@@ -8,11 +8,13 @@ Order (each step only refers to what the steps before it made):
   4. bind roles/run.invoker on each service (push invoker → ingest, IAP's agent → API), additively;
   5. point the ingest subscription at the ingest URL (OIDC), or (ingest_mode bigquery, no ingest service) make it
      a BigQuery subscription once `provision` has readied the table and Pub/Sub's access to it;
-  6. let the members in `iap.members` through IAP to the API.
+  6. let the members in `iap.members` through IAP to the API, and allow `iap.programmatic_clients` (and a custom
+     OAuth client, `iap.oauth_client_id`) in the API service's IAP settings.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,11 +142,13 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
                                                 _table(target)))
     if "api" in urls:
         with google_errors(target.project, "granting IAP access to the API"):
-            added, removed = iap.sync_access(clients.http, clients.iap_endpoint, target.iap_resource,
-                                             target.iap_members)
+            added, removed = iap.sync_access(clients.iap, target.iap_resource, target.iap_members)
         service = target.components["api"].service
         note([f"IAP access to {service} for {m}" for m in added]
              + [f"IAP access to {service} revoked for {m} (no longer in iap.members)" for m in removed])
+        with google_errors(target.project, "configuring programmatic access through IAP"):
+            note(iap.sync_settings(clients.iap, target.iap_resource, target.iap_programmatic_clients,
+                                   target.iap_oauth_client_id, os.environ.get(iap.CLIENT_SECRET_ENV)))
     return result
 
 

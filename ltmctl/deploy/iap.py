@@ -1,9 +1,12 @@
-"""Who may pass IAP to the API: `roles/iap.httpsResourceAccessor` on the Cloud Run service's IAP resource.
+"""IAP on the API's Cloud Run service: who may pass it, how programs may, and IAP's service agent.
 
-With IAP enabled on the Cloud Run service itself, access is the IAM policy of
-`projects/PROJECT_NUMBER/iap_web/cloud_run-REGION/services/SERVICE` in the IAP API v1 (`:getIamPolicy`,
-`:setIamPolicy`). None of our client libraries covers that API, so this goes through an authorized HTTP session;
-errors are raised as google.api_core exceptions so they get the same hints as every other call.
+With IAP enabled on the Cloud Run service itself, IAP's resource for it is
+`projects/PROJECT_NUMBER/iap_web/cloud_run-REGION/services/SERVICE`:
+- its IAM policy says who may pass IAP (`roles/iap.httpsResourceAccessor`);
+- its IAP settings say which OAuth clients may call it programmatically (`programmaticClients`) and, in a project
+  outside any organization, which custom OAuth client IAP uses instead of the Google-managed one (`clientId`).
+Both go through google-cloud-iap's IdentityAwareProxyAdminServiceClient (REST transport), whose errors are
+google.api_core exceptions and get the same hints as every other call.
 """
 
 from __future__ import annotations
@@ -15,34 +18,27 @@ from typing import Any
 from ltmctl.deploy.target import ROLE_IAP_ACCESSOR
 
 SERVICE_USAGE_ENDPOINT = "https://serviceusage.googleapis.com"
+CLIENT_SECRET_ENV = "LTM_IAP_OAUTH_CLIENT_SECRET"
+_OAUTH = "access_settings.oauth_settings"
 
 
-def _post(session: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    from google.api_core.exceptions import from_http_response
-
-    response = session.post(url, json=body, timeout=60)
-    if response.status_code >= 400:
-        raise from_http_response(response)
-    return response.json() if response.content else {}
+def _read(client: Any, resource: str) -> Any:
+    return client.get_iam_policy(request={"resource": resource, "options": {"requested_policy_version": 3}})
 
 
-def _read(session: Any, url: str) -> dict[str, Any]:
-    return _post(session, url + ":getIamPolicy", {"options": {"requestedPolicyVersion": 3}})
-
-
-def _accessors(bindings: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _accessors(policy: Any) -> Any | None:
     # A conditional binding is someone else's intent: never read as, or merged into, the configured members.
-    return next((b for b in bindings if b.get("role") == ROLE_IAP_ACCESSOR and not b.get("condition")), None)
+    return next((b for b in policy.bindings if b.role == ROLE_IAP_ACCESSOR and not b.HasField("condition")), None)
 
 
-def access_members(session: Any, endpoint: str, resource: str) -> list[str]:
+def access_members(client: Any, resource: str) -> list[str]:
     """Who may pass IAP to the service now (the accessor role's unconditional binding), for `status`."""
-    binding = _accessors(_read(session, f"{endpoint.rstrip('/')}/v1/{resource}").get("bindings", []))
-    return list(binding["members"]) if binding else []
+    binding = _accessors(_read(client, resource))
+    return list(binding.members) if binding else []
 
 
-def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, ...] | list[str],
-                attempts: int = 5, sleep: Callable[[float], None] = time.sleep) -> tuple[list[str], list[str]]:
+def sync_access(client: Any, resource: str, members: tuple[str, ...] | list[str], attempts: int = 5,
+                sleep: Callable[[float], None] = time.sleep) -> tuple[list[str], list[str]]:
     """Make the accessor role's unconditional binding on this service's IAP resource hold exactly `members`;
     return (added, removed). Config is the source of truth here, as for every other resource deploy owns: a
     member taken out of `iap.members` loses access on the next deploy instead of keeping it forever. Other
@@ -50,23 +46,21 @@ def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, 
     the policy's etag, so a concurrent change makes the write fail and the loop read again."""
     from google.api_core.exceptions import Aborted, Conflict
 
-    url = f"{endpoint.rstrip('/')}/v1/{resource}"
     wanted = list(dict.fromkeys(members))
     for attempt in range(attempts):
-        policy = _read(session, url)
-        bindings = policy.setdefault("bindings", [])
-        binding = _accessors(bindings)
-        have = list(binding["members"]) if binding else []
+        policy = _read(client, resource)
+        binding = _accessors(policy)
+        have = list(binding.members) if binding else []
         added = [m for m in wanted if m not in have]
         removed = [m for m in have if m not in wanted]
         if not added and not removed:
             return [], []
         if binding is not None:
-            bindings.remove(binding)
+            policy.bindings.remove(binding)
         if wanted:
-            bindings.append({"role": ROLE_IAP_ACCESSOR, "members": wanted})
+            policy.bindings.add(role=ROLE_IAP_ACCESSOR, members=wanted)
         try:
-            _post(session, url + ":setIamPolicy", {"policy": policy})
+            client.set_iam_policy(request={"resource": resource, "policy": policy})
             return added, removed
         except (Aborted, Conflict):  # changed meanwhile: read again
             if attempt == attempts - 1:
@@ -75,8 +69,56 @@ def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, 
     return [], []
 
 
+def programmatic_clients(client: Any, resource: str) -> list[str]:
+    """The OAuth clients IAP accepts programmatic ID tokens for on this resource now, for `status`."""
+    return list(client.get_iap_settings(request={"name": resource}).access_settings.oauth_settings
+                .programmatic_clients)
+
+
+def sync_settings(client: Any, resource: str, programmatic_clients: tuple[str, ...] | list[str],
+                  oauth_client_id: str | None = None, client_secret: str | None = None) -> list[str]:
+    """Make the service's IAP settings allow exactly `programmatic_clients` (OAuth client ids whose ID tokens IAP
+    accepts from programs: the Google-managed OAuth client IAP uses on Cloud Run refuses programmatic access) and,
+    when given, use the custom OAuth client `oauth_client_id`. Only the fields that differ are written (an update
+    mask names them), so a second deploy sends no write; return one line per change.
+
+    `programmatic_clients` is authoritative like `iap.members`; a custom client is only ever set, never removed
+    (going back to the Google-managed client is a console decision, and needs an organization)."""
+    from ltmctl.errors import ConfigError
+
+    current = client.get_iap_settings(request={"name": resource}).access_settings.oauth_settings
+    oauth: dict[str, Any] = {}
+    paths: list[str] = []
+    changes: list[str] = []
+    wanted = list(dict.fromkeys(programmatic_clients))
+    if sorted(current.programmatic_clients) != sorted(wanted):
+        oauth["programmatic_clients"] = wanted
+        paths.append(f"{_OAUTH}.programmatic_clients")
+        changes.append("IAP programmatic clients: " + (", ".join(wanted) or "none"))
+    if oauth_client_id and (current.client_id or "") != oauth_client_id:
+        if not client_secret:
+            raise ConfigError(
+                f"IAP must use the custom OAuth client {oauth_client_id}, and its secret is not set.",
+                hint=f"Export {CLIENT_SECRET_ENV} with the client's secret for this deploy (IAP keeps only its "
+                     "hash; later deploys do not need it).")
+        oauth.update(client_id=oauth_client_id, client_secret=client_secret)
+        paths += [f"{_OAUTH}.client_id", f"{_OAUTH}.client_secret"]
+        changes.append(f"IAP OAuth client: {oauth_client_id}")
+    if paths:
+        client.update_iap_settings(request={
+            "iap_settings": {"name": resource, "access_settings": {"oauth_settings": oauth}},
+            "update_mask": {"paths": paths}})
+    return changes
+
+
 def ensure_agent(session: Any, endpoint: str | None, project: str) -> None:
     """Make IAP's service agent exist: it is created on request, not when the API is enabled, and it must exist
-    before it can be granted roles/run.invoker on the API service."""
+    before it can be granted roles/run.invoker on the API service. Hand-written REST: no client library ships
+    Service Usage v1beta1, the only version with generateServiceIdentity."""
+    from google.api_core.exceptions import from_http_response
+
     base = (endpoint or SERVICE_USAGE_ENDPOINT).rstrip("/")
-    _post(session, f"{base}/v1beta1/projects/{project}/services/iap.googleapis.com:generateServiceIdentity", {})
+    url = f"{base}/v1beta1/projects/{project}/services/iap.googleapis.com:generateServiceIdentity"
+    response = session.post(url, json={}, timeout=60)
+    if response.status_code >= 400:
+        raise from_http_response(response)

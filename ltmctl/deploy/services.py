@@ -53,7 +53,7 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
     """One row per service: state ok / missing / not ready / drifted / unused (an ingest service left from push
     mode), the drifted fields (`source`: this checkout differs from what runs, so deploy would build; `settings`:
     the config differs; `iap members`), the URL, the ready revision and the traffic split."""
-    from ltmctl.deploy.iap import access_members
+    from ltmctl.deploy.iap import access_members, programmatic_clients
     from ltmctl.deploy.package import package
 
     rows = []
@@ -85,9 +85,13 @@ def service_rows(target: Target, clients: Any, root: Path) -> list[dict[str, Any
                  for field, label in (("source", SOURCE_LABEL), ("settings", SPEC_LABEL))
                  if labels.get(label, "") != desired[label]}
         if c.iap:
-            members = access_members(clients.http, clients.iap_endpoint, target.iap_resource)
+            members = access_members(clients.iap, target.iap_resource)
             if sorted(members) != sorted(target.iap_members):
                 drift["iap members"] = {"actual": sorted(members), "desired": sorted(target.iap_members)}
+            clients_now = programmatic_clients(clients.iap, target.iap_resource)
+            if sorted(clients_now) != sorted(target.iap_programmatic_clients):
+                drift["iap programmatic clients"] = {"actual": sorted(clients_now),
+                                                     "desired": sorted(target.iap_programmatic_clients)}
         condition = service.terminal_condition
         ready = (bool(service.latest_ready_revision)
                  and getattr(condition.state, "name", str(condition.state)) == "CONDITION_SUCCEEDED")

@@ -45,6 +45,9 @@ class Target:
     iap_members: tuple[str, ...]
     components: dict[str, Component]
     gcp: Any = field(compare=False)  # infra.model.GcpSpec: identities, subscription and bindings as infra sees them
+    # IAP settings of the API service: OAuth clients allowed programmatic access; a custom OAuth client (no org).
+    iap_programmatic_clients: tuple[str, ...] = ()
+    iap_oauth_client_id: str | None = None
 
     @property
     def parent(self) -> str:
@@ -102,7 +105,8 @@ def target_for(resolved: Any, project_number: int) -> Target:
     return Target(project, project_number, region, env.staging_bucket,
                   f"{region}-docker.pkg.dev/{project}/{env.gcp.artifact_repository}", accounts["builder"].email,
                   p.ingest_mode,
-                  tuple(env.iap.members), {"api": api, "ingest": ingest}, gcp)
+                  tuple(env.iap.members), {"api": api, "ingest": ingest}, gcp,
+                  tuple(env.iap.programmatic_clients), env.iap.oauth_client_id)
 
 
 def service_body(target: Target, component: str, image: str, source_hash: str) -> dict[str, Any]:

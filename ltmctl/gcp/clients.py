@@ -98,10 +98,17 @@ class GcpClients:
 
     @cached_property
     def iap(self) -> Any:
-        """IAP's IAM policies (`projects/NUMBER/iap_web`, ...) in the generated clients' shape."""
-        from ltmctl.gcp.rest import IAP_ENDPOINT, RestClient
+        """IAP's IAM policies (`projects/NUMBER/iap_web`, a Cloud Run service's IAP resource) and IAP settings."""
+        from google.cloud import iap_v1
 
-        return self._keep(RestClient(self.credentials, self.endpoint or IAP_ENDPOINT))
+        return self._gapic(iap_v1.IdentityAwareProxyAdminServiceClient)
+
+    @cached_property
+    def iam_credentials(self) -> Any:
+        """signJwt: a service account's JWT for IAP, signed with its Google-managed key."""
+        from google.cloud import iam_credentials_v1
+
+        return self._gapic(iam_credentials_v1.IAMCredentialsClient)
 
     @cached_property
     def artifact_registry(self) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ltmctl.config import Resolved
-from ltmctl.errors import UsageError
+from ltmctl.errors import ConfigError, UsageError
 from ltmctl.gcp.errors import google_errors
 
 _VERBS = {"read": "reading", "create": "creating", "create_many": "creating", "update": "updating",
@@ -65,6 +65,30 @@ def project_number(resolved: Resolved, clients: Any) -> int:
     with google_errors(resolved.env.project, f"reading project {resolved.env.project}"):
         project = clients.projects.get_project(name=f"projects/{resolved.env.project}")
     return int(project.name.split("/")[-1])
+
+
+CUSTOM_OAUTH_DOC = "https://cloud.google.com/iap/docs/custom-oauth-configuration"
+
+
+def require_iap_possible(resolved: Resolved, clients: Any) -> str:
+    """IAP enabled directly on a Cloud Run service uses a Google-managed OAuth client, which serves projects in an
+    organization; a project outside any needs a custom OAuth client (`iap.oauth_client_id`), or deploy's API
+    service would sit behind an IAP nobody can sign in to. Return the project's parent ('' when none)."""
+    from ltmctl.config import key_line
+
+    project = resolved.env.project
+    with google_errors(project, f"reading project {project}"):
+        parent = clients.projects.get_project(name=f"projects/{project}").parent
+    if parent or resolved.env.iap.oauth_client_id:
+        return parent
+    key = ("environments", resolved.name, "iap", "oauth_client_id")
+    raise ConfigError(
+        f"{resolved.path}:{key_line(resolved.path, key)}: {'.'.join(key)}: project {project} belongs to no "
+        "organization, so IAP on Cloud Run cannot use its Google-managed OAuth client; it needs a custom one.",
+        hint="Either move the project into an organization, or create an OAuth client (Google Auth Platform → "
+             "Clients → Web application; add https://iap.googleapis.com/v1/oauth/clientIds/CLIENT_ID:handleRedirect "
+             "as its redirect URI), set iap.oauth_client_id to its id, and export LTM_IAP_OAUTH_CLIENT_SECRET with "
+             f"its secret for the next `ltmctl deploy`. See {CUSTOM_OAUTH_DOC}")
 
 
 def target(resolved: Resolved, clients: Any, command: str) -> Target:

@@ -3,16 +3,14 @@ raised as google.api_core exceptions, and the standard `:getIamPolicy` / `:setIa
 shape (request dicts in, google.iam.v1 Policy protos out), so `infra.providers.iam.gapic_grants` drives these
 resources like any other.
 
-Used for IAM Admin (the installed iam_admin_v1 is gRPC-only; see ltmctl.gcp.iam_admin) and for IAP's `iap_web`
-resources (google-cloud-iap is not a dependency). REST everywhere means the same requests reach Google, the fake in
-tests, and `--dry-run`.
+Used for IAM Admin only (the installed iam_admin_v1 is gRPC-only; see ltmctl.gcp.iam_admin); IAP goes through
+google-cloud-iap's generated client. REST everywhere means the same requests reach Google, the fake in tests, and
+`--dry-run`.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-IAP_ENDPOINT = "https://iap.googleapis.com"
 
 
 class RestClient:

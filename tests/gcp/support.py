@@ -41,6 +41,7 @@ DEPLOYER_GRANTS = {
     (account(INVOKER_SA), "roles/iam.serviceAccountUser", DEPLOYER_SA),
     (INGEST_SUB, "roles/pubsub.editor", DEPLOYER_SA),
     (IAP_WEB, "roles/iap.admin", DEPLOYER_SA),
+    (IAP_WEB, "roles/iap.settingsAdmin", DEPLOYER_SA),
     (REPOSITORY, "roles/artifactregistry.writer", DEPLOYER_SA),
 }
 

@@ -54,7 +54,7 @@ def test_destroy_removes_what_provision_made_and_keeps_the_data(fake, ltmctl):
     # The grants went too (the kept dataset's included), and only those; the CI deployer's on IAP's web services,
     # which outlive everything provision made, by a policy write of their own.
     assert ours(grants(fake)) == set()
-    (iap_revoke,) = fake.find("POST", r"/iap_web:setIamPolicy$")
+    *_, iap_revoke = fake.find("POST", r"/iap_web:setIamPolicy$")  # one write per grant
     assert iap_revoke.body["policy"].get("bindings", []) == []
     assert (f"project {PROJECT}", "roles/owner", "user:owner@example.com") in grants(fake)
     assert (f"dataset {PROJECT}:ltm", "OWNER", "projectOwners") in grants(fake)

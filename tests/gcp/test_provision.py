@@ -153,9 +153,11 @@ def test_the_ci_deployer_gets_what_ci_needs_and_nothing_broader(fake, ltmctl):
         assert w.body["policy"]["etag"]
 
     # IAP policies of the project's web services (IAP names the project by number), not IAP on the whole project.
-    (iap,) = fake.find("POST", r"/iap_web:setIamPolicy$")
-    assert iap.path == f"/v1/{IAP_WEB}:setIamPolicy"
-    assert iap.body["policy"]["bindings"] == [{"role": "roles/iap.admin", "members": [DEPLOYER_SA]}]
+    # One grant per write: IAP policies, then IAP settings (deploy writes the API service's programmatic clients).
+    first, second = fake.find("POST", r"/iap_web:setIamPolicy$")
+    assert first.path == second.path == f"/v1/{IAP_WEB}:setIamPolicy"
+    assert second.body["policy"]["bindings"] == [{"role": "roles/iap.admin", "members": [DEPLOYER_SA]},
+                                                 {"role": "roles/iap.settingsAdmin", "members": [DEPLOYER_SA]}]
 
 
 def test_the_deployer_account_is_configurable(fake, ltmctl, config_path):
@@ -216,7 +218,7 @@ def test_plan_shows_creates_then_no_change(fake, ltmctl):
     # Everything is to be created, but Resource Manager's API, which a new project has on.
     assert [r["resource"] for r in rows if r["action"] != "create"] == [
         f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
-    assert len(rows) == 11 + 5 + 2 + 6 + 8 + 8  # APIs, accounts, repository + bucket, pipeline, grants, deployer
+    assert len(rows) == 12 + 5 + 2 + 6 + 8 + 9  # APIs, accounts, repository + bucket, pipeline, grants, deployer
     assert fake.mutating_requests() == []
 
     table = ltmctl("provision", "--plan")

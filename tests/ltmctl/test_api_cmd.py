@@ -29,11 +29,13 @@ def test_key_files_are_private(stack):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
 
 
-def test_token_in_gcp_needs_the_iap_client_id(project_dir):
+def test_token_in_gcp_needs_the_api_url(project_dir, monkeypatch):
+    # The URL is the `aud` of the JWT IAP accepts from a service account (`https://HOST/*`).
+    monkeypatch.delenv("LTM_API_URL", raising=False)
     result = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "--env", "dev",
                                  "api", "token"])
     assert result.exit_code == 3
-    assert "iap.client_id is not set" in result.output
+    assert "api.url is not set" in result.output
 
 
 def _store(stack, action, user, n):

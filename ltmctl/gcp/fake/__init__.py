@@ -28,6 +28,7 @@ def builtin_apis() -> list[type[Api]]:
                              BigQueryApi]
     # Deploy's APIs: Cloud Run, Cloud Build, object upload/download, IAP policies.
     from ltmctl.gcp.fake.cloudbuild import CloudBuildApi
+    from ltmctl.gcp.fake.iamcredentials import IamCredentialsApi
     from ltmctl.gcp.fake.iap import IapApi, ServiceIdentityApi
 
     # Operations: metrics, alert policies and dashboards; log entries.
@@ -37,4 +38,4 @@ def builtin_apis() -> list[type[Api]]:
     from ltmctl.gcp.fake.storage_objects import StorageObjectsApi
 
     return [*apis, StorageObjectsApi, CloudRunApi, CloudBuildApi, IapApi, ServiceIdentityApi, MonitoringApi,
-            LoggingApi]
+            LoggingApi, IamCredentialsApi]

@@ -1,5 +1,5 @@
 """Identity-Aware Proxy API v1: the IAM policy of an IAP-protected Cloud Run service, and of the project's
-"all web services" above it.
+"all web services" above it; and the IAP settings of those resources (`:iapSettings`, GET and PATCH).
 
 With IAP enabled directly on a Cloud Run service, who may pass IAP (`roles/iap.httpsResourceAccessor`) is the
 policy of `projects/{PROJECT_NUMBER}/iap_web/cloud_run-{REGION}/services/{SERVICE}`, read and written with
@@ -8,6 +8,11 @@ policy of `projects/{PROJECT_NUMBER}/iap_web/cloud_run-{REGION}/services/{SERVIC
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
 
 from ltmctl.gcp.fake.server import Api, PolicyStore, Request, invalid, not_found
 
@@ -20,6 +25,7 @@ class IapApi(Api):
     def __init__(self, fake) -> None:
         super().__init__(fake)
         self.policies = PolicyStore(fake)
+        self.settings = IapSettingsStore()
 
     def routes(self):
         base = "/v1/projects/{project}/iap_web/{kind}/services/{service}"
@@ -29,7 +35,27 @@ class IapApi(Api):
             ("POST", base + ":setIamPolicy", self.set_iam_policy),
             ("POST", web + ":getIamPolicy", self.get_web_policy),
             ("POST", web + ":setIamPolicy", self.set_web_policy),
+            ("GET", "/v1/{name*}:iapSettings", self.get_settings),
+            ("PATCH", "/v1/{name*}:iapSettings", self.update_settings),
         ]
+
+    def _settings_name(self, name: str) -> str:
+        """projects/NUMBER/iap_web[/cloud_run-REGION[/services/SERVICE]], the levels deploy and tests use."""
+        m = re.fullmatch(r"projects/([^/]+)/iap_web(?:/([^/]+)(?:/services/([^/]+))?)?", name)
+        if m is None:
+            raise invalid(f"Invalid resource name: {name!r}.")
+        project, kind, service = m.groups()
+        if service is not None:
+            return self._resource(project, kind, service)
+        if kind is not None and not kind.startswith("cloud_run-"):
+            raise invalid(f"The fake serves IAP settings of Cloud Run resources only, not {kind!r}.")
+        return f"projects/{self.fake.number(project)}/iap_web" + (f"/{kind}" if kind else "")
+
+    def get_settings(self, req: Request, name: str):
+        return self.settings.get(self._settings_name(name))
+
+    def update_settings(self, req: Request, name: str):
+        return self.settings.patch(self._settings_name(name), req.body, req.query.get("updateMask"))
 
     def _resource(self, project: str, kind: str, service: str) -> str:
         if not kind.startswith("cloud_run-"):
@@ -74,3 +100,149 @@ class ServiceIdentityApi(Api):
                     "email": f"service-{number}@gcp-sa-{agent}.iam.gserviceaccount.com",
                     "uniqueId": str(100000000000000000000 + int(number) % 1000)}
         return self.fake.operation("", identity)
+
+
+# The IapSettings message of IAP v1 (discovery document iap.v1.json, schema `IapSettings` and what it refers to):
+# field -> nested message (None: a scalar or a list of scalars). Unknown names are refused as Google refuses them.
+_SETTINGS_SCHEMA: dict[str, dict[str, str | None]] = {
+    "IapSettings": {"name": None, "accessSettings": "AccessSettings", "applicationSettings": "ApplicationSettings"},
+    "AccessSettings": {"allowedDomainsSettings": "AllowedDomainsSettings", "corsSettings": "CorsSettings",
+                       "gcipSettings": "GcipSettings", "identitySources": None, "oauthSettings": "OAuthSettings",
+                       "policyDelegationSettings": "PolicyDelegationSettings", "reauthSettings": "ReauthSettings",
+                       "workforceIdentitySettings": "WorkforceIdentitySettings"},
+    "AllowedDomainsSettings": {"domains": None, "enable": None},
+    "CorsSettings": {"allowHttpOptions": None},
+    "GcipSettings": {"loginPageUri": None, "tenantIds": None},
+    "OAuthSettings": {"clientId": None, "clientSecret": None, "clientSecretSha256": None, "loginHint": None,
+                      "programmaticClients": None},
+    "PolicyDelegationSettings": {"iamPermission": None, "iamServiceName": None, "policyName": "PolicyName",
+                                 "resource": "Resource"},
+    "PolicyName": {"id": None, "region": None, "type": None},
+    "Resource": {"expectedNextState": None, "labels": None, "locations": None, "name": None,
+                 "nextStateOfTags": "NextStateOfTags", "service": None, "type": None},
+    "NextStateOfTags": {"tagsFullState": "TagsFullState",
+                        "tagsFullStateForChildResource": "TagsFullStateForChildResource",
+                        "tagsPartialState": "TagsPartialState"},
+    "TagsFullState": {"tags": None},
+    "TagsFullStateForChildResource": {"tags": None},
+    "TagsPartialState": {"tagKeysToRemove": None, "tagsToUpsert": None},
+    "ReauthSettings": {"maxAge": None, "method": None, "policyType": None},
+    "WorkforceIdentitySettings": {"oauth2": "OAuth2", "workforcePools": None},
+    "OAuth2": {"clientId": None, "clientSecret": None, "clientSecretSha256": None},
+    "ApplicationSettings": {"accessDeniedPageSettings": "AccessDeniedPageSettings",
+                            "attributePropagationSettings": "AttributePropagationSettings", "cookieDomain": None,
+                            "csmSettings": "CsmSettings"},
+    "AccessDeniedPageSettings": {"accessDeniedPageUri": None, "generateTroubleshootingUri": None,
+                                 "remediationTokenGenerationEnabled": None},
+    "AttributePropagationSettings": {"enable": None, "expression": None, "outputCredentials": None},
+    "CsmSettings": {"rctokenAud": None},
+}
+# Input only (the secret) and output only (its hash): never stored or accepted as sent.
+_INPUT_ONLY = {"clientSecret"}
+_OUTPUT_ONLY = {"clientSecretSha256"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _check_fields(value: Any, message: str, where: str) -> None:
+    if not isinstance(value, dict):
+        raise invalid(f"Invalid JSON payload received. Expected an object at '{where}'.")
+    fields = _SETTINGS_SCHEMA[message]
+    for key, item in value.items():
+        if key not in fields and _camel(key) not in fields:
+            raise invalid(f'Invalid JSON payload received. Unknown name "{key}" at \'{where}\': Cannot find field.')
+        nested = fields.get(key) or fields.get(_camel(key))
+        if nested is not None:
+            _check_fields(item, nested, f"{where}.{_snake(key)}")
+
+
+def _camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel(k): _camel_keys(v) for k, v in value.items()}
+    return value
+
+
+def _mask_path(path: str) -> list[str]:
+    """An updateMask path (snake or camel case) as camelCase keys, refused unless it names a field."""
+    keys, message = [], "IapSettings"
+    for part in path.strip().split("."):
+        key = _camel(part)
+        fields = _SETTINGS_SCHEMA.get(message or "", {})
+        if key not in fields:
+            raise invalid(f"Invalid update mask path: {path!r}.")
+        keys.append(key)
+        message = fields[key]  # type: ignore[assignment]
+    return keys
+
+
+class IapSettingsStore:
+    """`GET/PATCH /v1/{name=**}:iapSettings`: the settings of an IAP resource (project `iap_web`, a resource type
+    such as `cloud_run-REGION`, or one service), answered in the IapSettings shape. A resource never written
+    answers with its name only, as IAP does for settings nobody set."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str) -> dict[str, Any]:
+        stored = json.loads(json.dumps(self.settings.get(name, {})))
+        return {"name": name, **stored}
+
+    def patch(self, name: str, body: Any, update_mask: str | None) -> dict[str, Any]:
+        _check_fields(body if body is not None else {}, "IapSettings", "iap_settings")
+        sent = _camel_keys(body or {})
+        sent.pop("name", None)
+        _drop_output_only(sent)
+        current = json.loads(json.dumps(self.settings.get(name, {})))
+        if update_mask:
+            for path in (p for p in update_mask.split(",") if p.strip()):
+                keys = _mask_path(path)
+                source: Any = sent
+                for key in keys:
+                    source = source.get(key) if isinstance(source, dict) else None
+                target = current
+                for key in keys[:-1]:
+                    target = target.setdefault(key, {})
+                if source is None:
+                    target.pop(keys[-1], None)
+                else:
+                    target[keys[-1]] = source
+        else:
+            current = sent  # no mask: every field is replaced by what was sent
+        _seal_secrets(current)
+        self.settings[name] = _prune(current)
+        return self.get(name)
+
+
+def _drop_output_only(value: Any) -> None:
+    if isinstance(value, dict):
+        for key in list(value):
+            if key in _OUTPUT_ONLY:
+                value.pop(key)
+            else:
+                _drop_output_only(value[key])
+
+
+def _seal_secrets(value: Any) -> None:
+    """A secret just sent is kept as its SHA-256 only, as IAP answers `clientSecretSha256`."""
+    if isinstance(value, dict):
+        for key in list(value):
+            if key in _INPUT_ONLY:
+                secret = value.pop(key)
+                if secret:
+                    value["clientSecretSha256"] = hashlib.sha256(str(secret).encode()).hexdigest()
+            else:
+                _seal_secrets(value[key])
+
+
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in ({}, None)}
+    return value

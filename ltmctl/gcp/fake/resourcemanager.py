@@ -1,4 +1,7 @@
-"""Resource Manager API v3: read a project, and its IAM policy (getIamPolicy / setIamPolicy)."""
+"""Resource Manager API v3: read a project, and its IAM policy (getIamPolicy / setIamPolicy).
+
+A project's `parent` is an organization by default; `parents[project_id] = None` makes it a project outside any
+organization (Google then omits `parent`), `"folders/N"` one in a folder."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ class ResourceManagerApi(Api):
     def __init__(self, fake) -> None:
         super().__init__(fake)
         self.policies = PolicyStore(fake)
+        self.parents: dict[str, str | None] = {}  # project id -> parent; absent: ORGANIZATION
+
+    ORGANIZATION = "organizations/100000000001"
 
     def routes(self):
         return [
@@ -23,9 +29,12 @@ class ResourceManagerApi(Api):
 
     def get(self, req: Request, project: str):
         pid = self.fake.project_id(project)
-        return {"name": f"projects/{self.fake.projects[pid]}", "parent": "organizations/100000000001",
-                "projectId": pid, "state": "ACTIVE", "displayName": pid, "createTime": "2024-01-01T00:00:00Z",
-                "etag": etag(0)}
+        project = {"name": f"projects/{self.fake.projects[pid]}", "projectId": pid, "state": "ACTIVE",
+                   "displayName": pid, "createTime": "2024-01-01T00:00:00Z", "etag": etag(0)}
+        parent = self.parents.get(pid, self.ORGANIZATION)
+        if parent:
+            project["parent"] = parent
+        return project
 
     def policy(self, project: str) -> dict:
         pid = self.fake.project_id(project)
