@@ -40,7 +40,7 @@ def test_an_unknown_body_field_is_refused_as_google_words_it(run_fake):
     assert answer.status_code == 400
     error = _error(answer)
     assert error["status"] == "INVALID_ARGUMENT"
-    assert error["message"] == ('Invalid JSON payload received. Unknown name "bogusField" at \'template\': '
+    assert error["message"] == ('Invalid JSON payload received. Unknown name "bogusField" at \'service.template\': '
                                 "Cannot find field.")
     assert run_fake.api(CloudRunApi).services == {}
 
@@ -49,7 +49,7 @@ def test_an_unknown_field_deep_in_the_body_is_refused_with_its_path(run_fake):
     body = {"template": {"containers": [{"image": "x", "resources": {"limits": {"memory": "2Gi"}, "cpuIdel": True}}]}}
     answer = _post(run_fake, RUN, body, serviceId="api")
     assert answer.status_code == 400
-    assert "Unknown name \"cpuIdel\" at 'template.containers[0].resources'" in _error(answer)["message"]
+    assert "Unknown name \"cpuIdel\" at 'service.template.containers[0].resources'" in _error(answer)["message"]
 
 
 def test_a_wrong_json_type_is_refused(run_fake):

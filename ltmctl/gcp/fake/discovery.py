@@ -196,7 +196,17 @@ def check_request(match: Match, params: dict[str, list[str]], body: Any, raw: by
         return  # an empty body is the empty message
     if not isinstance(body, dict):
         raise Violation(f"Invalid JSON payload received. Expected an object for {method.request}.")
-    check_value(method.doc, {"$ref": method.request}, body, "")
+    check_value(method.doc, {"$ref": method.request}, body, _body_field(method))
+
+
+def _body_field(method: Method) -> str:
+    """Where Google's messages place the body: under the request field it maps to (`service`, `iap_settings`) when
+    the body is one resource of a larger request message; at the top when it is the whole request (`*Request`
+    messages, and Pub/Sub's PUT creates whose request is the resource itself)."""
+    name = method.request or ""
+    if name.endswith("Request") or method.http_method == "PUT":
+        return ""
+    return _snake(re.sub(r"^Google(?:Cloud|Devtools|Iam)?[A-Z][a-z]+V\d+(?:beta\d*|alpha\d*)?", "", name))
 
 
 def _check_query_value(name: str, spec: dict[str, Any], value: str) -> None:
