@@ -71,4 +71,5 @@ class ServiceIdentityApi(Api):
         identity = {"@type": "type.googleapis.com/google.api.serviceusage.v1beta1.ServiceIdentity",
                     "email": f"service-{number}@gcp-sa-{agent}.iam.gserviceaccount.com",
                     "uniqueId": str(100000000000000000000 + int(number) % 1000)}
-        return self.fake.operation("", identity)
+        # The agent exists once the operation is done (and IAM sees it `iam_delay_s` later), not when asked for.
+        return self.fake.operation("", identity, on_done=lambda: self.fake.create_agent(service))

@@ -12,6 +12,8 @@ class ResourceManagerApi(Api):
     def __init__(self, fake) -> None:
         super().__init__(fake)
         self.policies = PolicyStore(fake)
+        # When the project was created (tests set an old one: push auth needs one more grant there).
+        self.create_time = "2024-01-01T00:00:00Z"
 
     def routes(self):
         return [
@@ -23,7 +25,7 @@ class ResourceManagerApi(Api):
     def get(self, req: Request, project: str):
         pid = self.fake.project_id(project)
         return {"name": f"projects/{self.fake.projects[pid]}", "parent": "organizations/100000000001",
-                "projectId": pid, "state": "ACTIVE", "displayName": pid, "createTime": "2024-01-01T00:00:00Z",
+                "projectId": pid, "state": "ACTIVE", "displayName": pid, "createTime": self.create_time,
                 "etag": etag(0)}
 
     def policy(self, project: str) -> dict:
