@@ -14,8 +14,6 @@ from typing import Any
 
 from ltmctl.deploy.target import ROLE_IAP_ACCESSOR
 
-SERVICE_USAGE_ENDPOINT = "https://serviceusage.googleapis.com"
-
 
 def _post(session: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
     from google.api_core.exceptions import from_http_response
@@ -74,9 +72,3 @@ def sync_access(session: Any, endpoint: str, resource: str, members: tuple[str, 
             sleep(min(2.0**attempt, 8.0))
     return [], []
 
-
-def ensure_agent(session: Any, endpoint: str | None, project: str) -> None:
-    """Make IAP's service agent exist: it is created on request, not when the API is enabled, and it must exist
-    before it can be granted roles/run.invoker on the API service."""
-    base = (endpoint or SERVICE_USAGE_ENDPOINT).rstrip("/")
-    _post(session, f"{base}/v1beta1/projects/{project}/services/iap.googleapis.com:generateServiceIdentity", {})
