@@ -31,6 +31,9 @@ class Subscription:
     minimum_backoff_s: int | None = None
     maximum_backoff_s: int | None = None
     retention_s: int | None = None
+    # Pub/Sub deletes a subscription idle for its expiration ttl (31 days unless set). 0: never expires, which
+    # every subscription of the pipeline wants (the dead-letter keeper is read only when someone looks).
+    expiration_ttl_s: int | None = 0
     kind = "pubsub.subscription"
 
     @property
@@ -250,6 +253,10 @@ ROLE_IAP_ADMIN = "roles/iap.admin"
 ROLE_IAP_SETTINGS_ADMIN = "roles/iap.settingsAdmin"
 ROLE_LOG_WRITER = "roles/logging.logWriter"
 ROLE_METADATA_VIEWER = "roles/bigquery.metadataViewer"
+# Pub/Sub's agent mints the push invoker's OIDC tokens: projects whose Pub/Sub agent dates from before 2021-04-09
+# must grant it this (Google's "Authentication for push subscriptions"); on the invoker account only.
+ROLE_TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
+PUSH_TOKEN_CREATOR_BEFORE = "2021-04-09"  # "on or before April 8, 2021"
 
 
 @dataclass(frozen=True)
@@ -271,6 +278,7 @@ class GcpSpec:
     staging_retention_days: int = 30
     apis: tuple[str, ...] = REQUIRED_APIS
     ingest_mode: str = "push"  # "push": the ingest service writes rows; "bigquery": a BigQuery subscription does
+    project_created: str = ""  # the project's createTime (RFC 3339) from Resource Manager; "" when unknown
 
     @property
     def project(self) -> str:
@@ -304,6 +312,19 @@ class GcpSpec:
     def iap_agent(self) -> str:
         return f"serviceAccount:service-{self.project_number}@gcp-sa-iap.iam.gserviceaccount.com"
 
+    @property
+    def agents(self) -> dict[str, str]:
+        """The Google service agents the pipeline grants roles to, by the API that owns each. `provision` creates
+        them (generateServiceIdentity): IAP's exists only once asked for, and deploy grants it run.invoker."""
+        return {"pubsub.googleapis.com": self.pubsub_agent, "iap.googleapis.com": self.iap_agent}
+
+    @property
+    def push_needs_token_creator(self) -> bool:
+        """Whether Pub/Sub's agent needs roles/iam.serviceAccountTokenCreator to sign push OIDC tokens: only in
+        projects created on or before 2021-04-08 (a project created later has a Pub/Sub agent that is newer still).
+        """
+        return bool(self.project_created) and self.project_created[:10] < PUSH_TOKEN_CREATOR_BEFORE
+
     def service_name(self, service: str) -> str:
         return f"projects/{self.project}/locations/{self.region}/services/{service}"
 
@@ -311,8 +332,12 @@ class GcpSpec:
     def table_writer_grant(self) -> IamMember:
         """What a BigQuery subscription needs: Pub/Sub's service agent (it writes the rows) may edit the events
         table, and only that table (Pub/Sub documents dataEditor on the table or the project)."""
+        return IamMember("bigquery.table", self.table_id, ROLE_DATA_EDITOR, self.pubsub_agent)
+
+    @property
+    def table_id(self) -> str:
         p = self.pipeline
-        return IamMember("bigquery.table", f"{p.project}.{p.dataset}.{p.table}", ROLE_DATA_EDITOR, self.pubsub_agent)
+        return f"{p.project}.{p.dataset}.{p.table}"
 
     @property
     def repository_name(self) -> str:
@@ -341,7 +366,8 @@ def gcp_desired(spec: GcpSpec) -> list[Resource]:
         *desired(p),
         IamMember("bigquery.dataset", dataset, ROLE_DATA_VIEWER, accounts["api"].member),
         IamMember("project", spec.project, ROLE_JOB_USER, accounts["api"].member),
-        IamMember("bigquery.dataset", dataset, ROLE_DATA_EDITOR, accounts["ingest"].member),
+        # The ingest function only inserts rows (tabledata.insertAll): the table, not the dataset.
+        IamMember("bigquery.table", spec.table_id, ROLE_DATA_EDITOR, accounts["ingest"].member),
         IamMember("pubsub.topic", dlq_topic, ROLE_PUBLISHER, accounts["ingest"].member),
         # Pub/Sub itself moves undeliverable messages: it must publish to the dead-letter topic and
         # acknowledge (subscribe to) the source subscription.
@@ -393,18 +419,26 @@ def ingest_mode_grants(spec: GcpSpec, mode: str) -> list[IamMember]:
     both before switching the subscription)."""
     accounts, deployer = spec.accounts, spec.accounts["deployer"].member
     if mode == "bigquery":
-        p = spec.pipeline
         return [spec.table_writer_grant,
-                IamMember("bigquery.table", f"{p.project}.{p.dataset}.{p.table}", ROLE_METADATA_VIEWER, deployer)]
-    return [IamMember("iam.service_account", accounts[a].key, ROLE_ACCOUNT_USER, deployer)
-            for a in ("ingest", "invoker")]
+                IamMember("bigquery.table", spec.table_id, ROLE_METADATA_VIEWER, deployer)]
+    grants = [IamMember("iam.service_account", accounts[a].key, ROLE_ACCOUNT_USER, deployer)
+              for a in ("ingest", "invoker")]
+    if spec.push_needs_token_creator:
+        # Pub/Sub signs the push OIDC token as the invoker: on that account only, not the project's every account.
+        grants.append(IamMember("iam.service_account", accounts["invoker"].key, ROLE_TOKEN_CREATOR,
+                                spec.pubsub_agent))
+    return grants
 
 
 def gcp_unwanted(spec: GcpSpec) -> list[IamMember]:
-    """Grants the other ingest mode needs and this one does not: `provision` revokes them if they exist, so
-    switching from bigquery back to push leaves Pub/Sub no write access to the table (and the other way round,
-    the deployer no actAs on accounts nothing deploys as)."""
-    return ingest_mode_grants(spec, "push" if spec.ingest_mode == "bigquery" else "bigquery")
+    """Grants `provision` revokes if they exist: what the other ingest mode needs and this one does not (switching
+    from bigquery back to push leaves Pub/Sub no write access to the table, and the other way round the deployer
+    no actAs on accounts nothing deploys as), and what an older provision granted more broadly than now (the
+    ingest account's WRITER on the whole dataset, now dataEditor on the events table)."""
+    p = spec.pipeline
+    return [*ingest_mode_grants(spec, "push" if spec.ingest_mode == "bigquery" else "bigquery"),
+            IamMember("bigquery.dataset", f"{p.project}.{p.dataset}", ROLE_DATA_EDITOR,
+                      spec.accounts["ingest"].member)]
 
 
 def service_bindings(spec: GcpSpec) -> list[IamMember]:

@@ -55,7 +55,7 @@ def service_env(resolved: Resolved) -> dict[str, str]:
             "LTM_TOPIC": p.topic}
 
 
-def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None = None):
+def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None = None, project_created: str = ""):
     """The Google Cloud side (identities, IAM, registry, bucket, APIs) around the pipeline's resources."""
     from infra.model import GcpSpec
 
@@ -77,4 +77,5 @@ def gcp_spec(resolved: Resolved, project_number: int, push_endpoint: str | None 
         api_service=env.api.service,
         ingest_service=env.ingest.service,
         ingest_mode=resolved.pipeline.ingest_mode,
+        project_created=project_created,
     )

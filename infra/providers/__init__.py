@@ -21,11 +21,18 @@ def providers_for(publisher: Any, subscriber: Any, bigquery: Any) -> dict[str, P
 
 def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, iap: Any, artifact_registry: Any,
                       storage: Any, publisher: Any, subscriber: Any, bigquery: Any,
-                      run_services: Any = None) -> dict[str, Provider]:
-    """Providers for everything `infra.model.gcp_desired` (and, given `run_services`, `service_bindings`) holds."""
+                      run_services: Any = None, on_wait: Any = None) -> dict[str, Provider]:
+    """Providers for everything `infra.model.gcp_desired` (and, given `run_services`, `service_bindings`) holds.
+    `on_wait(message)` hears what a grant waits for (IAM seeing a new account) before it sleeps."""
     from infra.providers.artifactregistry import RepositoryProvider
     from infra.providers.bigquery import DatasetAccessGrants, TableIamGrants
-    from infra.providers.iam import IamMemberProvider, ServiceAccountGrants, ServiceAccountProvider, gapic_grants
+    from infra.providers.iam import (
+        IamMemberProvider,
+        PolicyGrants,
+        ServiceAccountGrants,
+        ServiceAccountProvider,
+        gapic_grants,
+    )
     from infra.providers.serviceusage import ApiServiceProvider
     from infra.providers.storage import BucketIamGrants, BucketProvider
 
@@ -42,6 +49,9 @@ def gcp_providers_for(*, service_usage: Any, projects: Any, iam: Any, iap: Any, 
     }
     if run_services is not None:
         grants["run.service"] = gapic_grants(run_services)
+    for kind in grants.values():
+        if isinstance(kind, PolicyGrants | DatasetAccessGrants):
+            kind.on_wait = on_wait
     return {
         **providers_for(publisher, subscriber, bigquery),
         "serviceusage.service": ApiServiceProvider(service_usage),

@@ -107,9 +107,13 @@ def _entity(member: str) -> tuple[str, str]:
 class DatasetAccessGrants:
     """IAM on a dataset is its `access` list: read-modify-write of the dataset with its etag (If-Match)."""
 
-    def __init__(self, client: Any, attempts: int = 6) -> None:
+    def __init__(self, client: Any, attempts: int = 6, sleep: Any = None, on_wait: Any = None) -> None:
+        import time
+
         self.client = client
         self.attempts = attempts
+        self.sleep = sleep or time.sleep
+        self.on_wait = on_wait  # told what a wait is for (IAM seeing a new account), before each one
 
     @staticmethod
     def _matches(entry: Any, role: str, member: str) -> bool:
@@ -139,11 +143,12 @@ class DatasetAccessGrants:
         self._modify(target, without, missing_ok=True)
 
     def _modify(self, target: str, change: Any, missing_ok: bool = False) -> None:
-        import time
-
         from google.api_core.exceptions import BadRequest, PreconditionFailed
 
-        for attempt in range(self.attempts):
+        from infra.providers.iam import AccountWait
+
+        wait, conflicts = AccountWait(self.sleep, self.on_wait), 0
+        while True:
             try:
                 ds = self.client.get_dataset(target)
             except NotFound:
@@ -157,12 +162,13 @@ class DatasetAccessGrants:
             try:
                 self.client.update_dataset(ds, ["access_entries"])  # sends If-Match: the etag just read
                 return
-            except (PreconditionFailed, BadRequest) as exc:
-                # A stale etag (someone else changed the dataset), or a service account created seconds ago
-                # that IAM does not know yet: read again and retry.
-                if attempt == self.attempts - 1 or (isinstance(exc, BadRequest) and "does not exist" not in str(exc)):
+            except PreconditionFailed:  # a stale etag (someone else changed the dataset): read again
+                conflicts += 1
+                if conflicts >= self.attempts:
                     raise
-                time.sleep(min(2.0**attempt, 16.0))
+                self.sleep(min(2.0 ** (conflicts - 1), 16.0))
+            except BadRequest as exc:  # an account created moments ago that IAM does not see yet: wait for it
+                wait(exc, f"dataset {target}")
 
 
 class TableIamGrants(DictPolicyGrants):

@@ -10,11 +10,12 @@ concurrent change makes it retry instead of overwriting.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from google.api_core.exceptions import Conflict, InvalidArgument, NotFound, PreconditionFailed
+from google.api_core.exceptions import BadRequest, Conflict, NotFound, PreconditionFailed
 
 from infra.errors import InfraError
 from infra.model import IamMember, ServiceAccount
@@ -66,6 +67,49 @@ class Grants(Protocol):
     def remove(self, target: str, role: str, member: str) -> None: ...
 
 
+# IAM answers a binding for an account it does not see yet with 400 INVALID_ARGUMENT "Service account X does not
+# exist." (over REST google.api_core raises BadRequest for every 400, InvalidArgument only over gRPC). An account or
+# service agent created moments ago is refused so for a while: Google documents access changes as propagating in
+# typically 2 minutes, potentially 7 or longer. Waits double from 1 s up to 30 s each, 3 minutes in all; longer
+# than that, the account most likely does not exist at all, and the user is told so.
+IAM_PROPAGATION_S = 180.0
+_MISSING_ACCOUNT = re.compile(r"[Ss]ervice account (\S+?) does not exist")
+
+
+def missing_account(exc: Exception) -> str | None:
+    """The account a 400 "Service account X does not exist." names, else None."""
+    m = _MISSING_ACCOUNT.search(getattr(exc, "message", None) or str(exc))
+    return m.group(1) if m else None
+
+
+class AccountWait:
+    """Waiting out IAM's delay for one change: doubling waits from 1 s, at most 30 s each and `propagation_s` in
+    all, each announced to `on_wait`; past the bound, an InfraError naming the account."""
+
+    def __init__(self, sleep: Callable[[float], None], on_wait: Callable[[str], None] | None,
+                 propagation_s: float = IAM_PROPAGATION_S) -> None:
+        self.sleep, self.on_wait, self.propagation_s = sleep, on_wait, propagation_s
+        self.waits, self.waited = 0, 0.0
+
+    def __call__(self, exc: Exception, where: str) -> None:
+        """Wait once for the account `exc` (a BadRequest) names; re-raise `exc` when it names none."""
+        account = missing_account(exc)
+        if account is None:
+            raise exc
+        delay = min(2.0**self.waits, 30.0)
+        if self.waited + delay > self.propagation_s:
+            raise InfraError(
+                f"IAM still says the service account {account} does not exist, {self.waited:.0f} s after the first "
+                f"try (granting on {where}).",
+                hint="A new account can take IAM several minutes to see: run the command again in a few minutes. "
+                     "A Google service agent (service-NUMBER@gcp-sa-...) exists only once created: `ltmctl "
+                     "provision` creates the ones the pipeline needs.") from exc
+        if self.on_wait is not None:
+            self.on_wait(f"IAM does not see {account} yet (new accounts take a while); retrying in {delay:.0f} s")
+        self.sleep(delay)
+        self.waits, self.waited = self.waits + 1, self.waited + delay
+
+
 def _unconditional(policy: Any, role: str) -> Any | None:
     # Conditional bindings are someone else's intent: never merged into, never edited.
     for binding in policy.bindings:
@@ -81,10 +125,13 @@ class PolicyGrants:
     the five small methods that touch bindings."""
 
     label = "{target}"  # how errors name the target
+    propagation_s = IAM_PROPAGATION_S  # how long to wait for IAM to see a new account, in all
 
     def __init__(self, get: Callable[[str], Any], set: Callable[[str, Any], Any], attempts: int = 6,  # noqa: A002
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self._get, self._set, self.attempts, self.sleep = get, set, attempts, sleep
+        self.on_wait = on_wait  # told what a wait is for, before each one (progress on stderr)
 
     # -- the shape of a binding: google.iam.v1 protos here ------------------------------------------------------
     def _binding(self, policy: Any, role: str) -> Any | None:
@@ -140,7 +187,8 @@ class PolicyGrants:
             pass
 
     def _modify(self, target: str, change: Callable[[Any], bool]) -> None:
-        for attempt in range(self.attempts):
+        conflicts, wait = 0, AccountWait(self.sleep, self.on_wait, self.propagation_s)
+        while True:
             policy = self._get(target)
             if not change(policy):
                 return
@@ -148,17 +196,13 @@ class PolicyGrants:
                 self._set(target, policy)  # carries the etag read above
                 return
             except (Conflict, PreconditionFailed):  # the etag is stale (409 ABORTED over REST): read again
-                pass
-            except InvalidArgument as exc:
-                # A service account created seconds ago may not be visible to IAM yet.
-                if "does not exist" not in str(exc):
-                    raise
-                if attempt == self.attempts - 1:
-                    raise
-            if attempt == self.attempts - 1:
-                raise InfraError(f"The IAM policy of {self.label.format(target=target)} kept changing while being "
-                                 "updated.", hint="Run the command again.")
-            self.sleep(min(2.0**attempt, 16.0))
+                conflicts += 1
+                if conflicts >= self.attempts:
+                    raise InfraError(f"The IAM policy of {self.label.format(target=target)} kept changing while "
+                                     "being updated.", hint="Run the command again.") from None
+                self.sleep(min(2.0 ** (conflicts - 1), 16.0))
+            except BadRequest as exc:  # "Service account X does not exist.": wait for IAM, else re-raised
+                wait(exc, self.label.format(target=target))
 
 
 class DictPolicyGrants(PolicyGrants):

@@ -17,6 +17,7 @@ _UPDATABLE = {
     "minimum_backoff_s": "retry_policy",
     "maximum_backoff_s": "retry_policy",
     "retention_s": "message_retention_duration",
+    "expiration_ttl_s": "expiration_policy",
 }
 
 
@@ -84,6 +85,8 @@ class SubscriptionProvider:
             minimum_backoff_s=_seconds(retry.minimum_backoff) if has_retry else None,
             maximum_backoff_s=_seconds(retry.maximum_backoff) if has_retry else None,
             retention_s=_seconds(sub.message_retention_duration),
+            # No ttl (the policy empty or absent): never expires.
+            expiration_ttl_s=(_seconds(sub.expiration_policy.ttl) or 0) if "expiration_policy" in sub else 0,
         )
 
     def _body(self, s: Subscription) -> dict[str, Any]:
@@ -106,6 +109,9 @@ class SubscriptionProvider:
             }
         if s.retention_s is not None:
             body["message_retention_duration"] = {"seconds": s.retention_s}
+        # Always sent: left out, Pub/Sub applies its 31-day default. An empty policy (it does reach the wire as
+        # `"expirationPolicy": {}`: a message field keeps its presence) means never expire.
+        body["expiration_policy"] = {"ttl": {"seconds": s.expiration_ttl_s}} if s.expiration_ttl_s else {}
         return body
 
     def create(self, resource: Subscription) -> None:

@@ -30,7 +30,8 @@ def provision(
     resolved = ctx.obj.load()
     provisioning.require_gcp(resolved, "provision")
     with GcpClients.for_env(resolved) as clients:
-        target = provisioning.target(resolved, clients, "provision")
+        target = provisioning.target(resolved, clients, "provision",
+                                     on_wait=lambda message: ui.err.print(f"  [yellow]…[/yellow] {message}"))
         provisioning.require_iap_possible(resolved, clients)
         with ui.err.status(f"Reading what exists in {target.project}…"):
             changes = provisioning.plan(target)
@@ -40,7 +41,8 @@ def provision(
             return
         confirm(yes, "provision", f"Apply {len(pending)} change(s) to project {target.project}?")
         provisioning.apply(target, changes, on_change=lambda c: ui.err.print(
-            f"  [green]✓[/green] {c.action} {c.resource.kind} {c.resource.key}"))
+            f"  [green]✓[/green] {c.action} {c.resource.kind} {c.resource.key}"),
+            on_step=lambda message: ui.err.print(f"  [green]✓[/green] {message}"))
     ui.err.print(f"[bold green]Provisioned[/bold green] {target.project}: {len(pending)} change(s) applied.")
 
 

@@ -133,7 +133,7 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
         for line in lines:
             progress.step(line)
 
-    note(_bind_invokers(target, clients, list(urls)))
+    note(_bind_invokers(target, clients, list(urls), progress))
     if "ingest" in components:
         note(_delivery(target, clients, urls.get("ingest")))
         if target.ingest_mode == "bigquery":
@@ -214,7 +214,7 @@ def _roll_out(target: Target, clients: Any, plans: list[_Plan], progress: Progre
     return outcomes
 
 
-def _bind_invokers(target: Target, clients: Any, deployed: list[str]) -> list[str]:
+def _bind_invokers(target: Target, clients: Any, deployed: list[str], progress: Progress) -> list[str]:
     """roles/run.invoker for exactly one identity per service, through infra's additive IAM members."""
     from infra.apply import execute
     from infra.model import service_bindings
@@ -224,13 +224,12 @@ def _bind_invokers(target: Target, clients: Any, deployed: list[str]) -> list[st
     members = [m for m in service_bindings(target.gcp) if m.target in names]
     if not members:
         return []
-    providers = {"iam.member": clients.providers()["iam.member"]}
+    providers = {"iam.member": clients.providers(on_wait=progress.step)["iam.member"]}
     with google_errors(target.project, "reading who may invoke the Cloud Run services"):
         changes = plan(members, providers)
+    # IAP's agent is `provision`'s to create (deploy, in CI, holds no Service Usage role); until IAM sees it the
+    # grant waits, and names it if it never appears.
     pending = [c for c in changes if c.action == "create"]
-    if any(c.resource.member == target.gcp.iap_agent for c in pending):
-        with google_errors(target.project, "creating IAP's service agent"):
-            iap.ensure_agent(clients.http, clients.endpoint, target.project)
     with google_errors(target.project, "granting roles/run.invoker"):
         execute(pending, providers)
     return [f"{c.resource.role} on {c.resource.target.rsplit('/', 1)[-1]} for {c.resource.member}" for c in pending]

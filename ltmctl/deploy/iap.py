@@ -17,7 +17,6 @@ from typing import Any
 
 from ltmctl.deploy.target import ROLE_IAP_ACCESSOR
 
-SERVICE_USAGE_ENDPOINT = "https://serviceusage.googleapis.com"
 CLIENT_SECRET_ENV = "LTM_IAP_OAUTH_CLIENT_SECRET"
 _OAUTH = "access_settings.oauth_settings"
 
@@ -110,15 +109,3 @@ def sync_settings(client: Any, resource: str, programmatic_clients: tuple[str, .
             "update_mask": {"paths": paths}})
     return changes
 
-
-def ensure_agent(session: Any, endpoint: str | None, project: str) -> None:
-    """Make IAP's service agent exist: it is created on request, not when the API is enabled, and it must exist
-    before it can be granted roles/run.invoker on the API service. Hand-written REST: no client library ships
-    Service Usage v1beta1, the only version with generateServiceIdentity."""
-    from google.api_core.exceptions import from_http_response
-
-    base = (endpoint or SERVICE_USAGE_ENDPOINT).rstrip("/")
-    url = f"{base}/v1beta1/projects/{project}/services/iap.googleapis.com:generateServiceIdentity"
-    response = session.post(url, json={}, timeout=60)
-    if response.status_code >= 400:
-        raise from_http_response(response)

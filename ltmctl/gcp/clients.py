@@ -143,15 +143,15 @@ class GcpClients:
 
     # Part of deploy: `run_services` (run_v2.ServicesClient) and `cloud_build` follow the same pattern.
 
-    def providers(self) -> dict[str, Any]:
-        """infra providers for every resource `provision` manages."""
+    def providers(self, on_wait: Any = None) -> dict[str, Any]:
+        """infra providers for every resource `provision` manages; `on_wait(message)` hears what they wait for."""
         from infra.providers import gcp_providers_for
 
         return gcp_providers_for(
             service_usage=self.service_usage, projects=self.projects, iam=self.iam, iap=self.iap,
             artifact_registry=self.artifact_registry, storage=self.storage, publisher=self.publisher,
             subscriber=self.subscriber, bigquery=self.bigquery,
-            run_services=getattr(self, "run_services", None))
+            run_services=getattr(self, "run_services", None), on_wait=on_wait)
 
     def close(self) -> None:
         for client in self._built:

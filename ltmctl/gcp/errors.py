@@ -58,6 +58,11 @@ def _short(exc: Any) -> str:
     return text.split(" [{'@type'")[0].strip()
 
 
+_BUCKET_TAKEN = ("Choose another name for the staging bucket: set `gcp.staging_bucket` under this environment in the "
+                 "config (default PROJECT-ltm-sources), then run the command again. If the bucket is yours, your "
+                 "account lacks storage.buckets.get on it (roles/storage.admin has it).")
+
+
 def translate(exc: Exception, project: str | None = None, doing: str | None = None) -> LtmctlError:
     """A google.api_core exception (or a transport error) as a GcpError with a hint."""
     from google.api_core import exceptions as gexc
@@ -75,6 +80,11 @@ def translate(exc: Exception, project: str | None = None, doing: str | None = No
                              "for every API the pipeline needs), wait a minute, and run the command again.")
     if isinstance(exc, gexc.Forbidden | gexc.PermissionDenied | gexc.Unauthorized):
         permission = missing_permission(exc)
+        if permission == "storage.buckets.get" and "bucket" in (doing or ""):
+            # Bucket names are global: a name another project holds answers 403 to everyone else, exactly as a
+            # missing permission on one's own bucket does.
+            return GcpError(f"Permission denied{where}: the bucket name is most likely taken by another project "
+                            f"(bucket names are global).\n{message}", hint=_BUCKET_TAKEN)
         if permission:
             from ltmctl.gcp.roles import role_for
 
@@ -102,11 +112,10 @@ def translate(exc: Exception, project: str | None = None, doing: str | None = No
                              f"https://console.cloud.google.com/iam-admin/quotas"
                              + (f"?project={project}" if project else "") + ".")
     if isinstance(exc, gexc.Conflict | gexc.AlreadyExists):
-        bucket = " Bucket names are global: if the name is taken, set `gcp.staging_bucket` in the config." \
-            if "bucket" in (doing or "") else ""
+        if "bucket" in (doing or "") and "not available" in message:
+            return GcpError(f"The bucket name is taken{where}: {message}", hint=_BUCKET_TAKEN)
         return GcpError(f"Conflict{where}: {message}",
-                        hint="Something else changed or owns this resource; run `ltmctl status`, then try again."
-                             + bucket)
+                        hint="Something else changed or owns this resource; run `ltmctl status`, then try again.")
     return GcpError(f"Google Cloud answered {getattr(exc, 'code', '') or ''} {type(exc).__name__}{where}: {message}"
                     .replace("  ", " "),
                     hint="Run again with --debug for the full error.")

@@ -51,11 +51,10 @@ class IamAdminRest(RestClient):
         self._call("DELETE", request["name"])
 
     def get_iam_policy(self, request: dict[str, Any]) -> Any:
-        from urllib.parse import quote
-
+        """IAM's serviceAccounts.getIamPolicy is a POST without a body: the policy version is the query parameter
+        `options.requestedPolicyVersion` (iam.v1.json), unlike the GetIamPolicyRequest body most APIs take."""
         from ltmctl.gcp.rest import _policy
 
-        # IAM's serviceAccounts.getIamPolicy is a POST without a body: the version is a query parameter.
         version = (request.get("options") or {}).get("requested_policy_version")
-        query = f"?options.requestedPolicyVersion={quote(str(version))}" if version else ""
-        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy{query}"))
+        params = {"options.requestedPolicyVersion": version} if version else None
+        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy", params=params))

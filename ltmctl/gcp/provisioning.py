@@ -62,9 +62,12 @@ class Target:
 def project_number(resolved: Resolved, clients: Any) -> int:
     if resolved.env.gcp.project_number:
         return resolved.env.gcp.project_number
+    return int(_read_project(resolved, clients).name.split("/")[-1])
+
+
+def _read_project(resolved: Resolved, clients: Any) -> Any:
     with google_errors(resolved.env.project, f"reading project {resolved.env.project}"):
-        project = clients.projects.get_project(name=f"projects/{resolved.env.project}")
-    return int(project.name.split("/")[-1])
+        return clients.projects.get_project(name=f"projects/{resolved.env.project}")
 
 
 CUSTOM_OAUTH_DOC = "https://cloud.google.com/iap/docs/custom-oauth-configuration"
@@ -77,8 +80,7 @@ def require_iap_possible(resolved: Resolved, clients: Any) -> str:
     from ltmctl.config import key_line
 
     project = resolved.env.project
-    with google_errors(project, f"reading project {project}"):
-        parent = clients.projects.get_project(name=f"projects/{project}").parent
+    parent = _read_project(resolved, clients).parent
     if parent or resolved.env.iap.oauth_client_id:
         return parent
     key = ("environments", resolved.name, "iap", "oauth_client_id")
@@ -91,14 +93,24 @@ def require_iap_possible(resolved: Resolved, clients: Any) -> str:
              f"its secret for the next `ltmctl deploy`. See {CUSTOM_OAUTH_DOC}")
 
 
-def target(resolved: Resolved, clients: Any, command: str) -> Target:
+def _created(project: Any) -> str:
+    """A Resource Manager project's createTime as RFC 3339 ("" when it has none)."""
+    when = project.create_time
+    return when.isoformat() if when else ""
+
+
+def target(resolved: Resolved, clients: Any, command: str,
+           on_wait: Callable[[str], None] | None = None) -> Target:
     from infra.model import gcp_desired, gcp_unwanted
 
     require_gcp(resolved, command)
     from ltmctl import pipeline
 
-    spec = pipeline.gcp_spec(resolved, project_number(resolved, clients))
-    providers = {kind: _Annotated(p, resolved.env.project) for kind, p in clients.providers().items()}
+    # Its number (unless the config has it), and when it was created: old projects need one more grant for push.
+    project = _read_project(resolved, clients)
+    spec = pipeline.gcp_spec(resolved, resolved.env.gcp.project_number or int(project.name.split("/")[-1]),
+                             project_created=_created(project))
+    providers = {kind: _Annotated(p, resolved.env.project) for kind, p in clients.providers(on_wait).items()}
     return Target(resolved, clients, spec, gcp_desired(spec), providers, gcp_unwanted(spec))
 
 
@@ -127,11 +139,31 @@ def plan(t: Target) -> list[Any]:
     return api_changes + infra_plan(rest, t.providers, absent) + revokes
 
 
-def apply(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None) -> list[Any]:
+def apply(t: Target, changes: list[Any], on_change: Callable[[Any], None] | None = None,
+          on_step: Callable[[str], None] | None = None) -> list[Any]:
+    """Carry out a plan: APIs first, then (when anything changes at all) the service agents the pipeline grants to,
+    then the rest. `on_step(message)` hears about the agents."""
     from infra.apply import execute
+    from infra.model import ApiService
 
+    apis = [c for c in changes if isinstance(c.resource, ApiService)]
+    rest = [c for c in changes if not isinstance(c.resource, ApiService)]
     with google_errors(t.project):
-        return execute(changes, t.providers, on_change)
+        execute(apis, t.providers, on_change)
+    if any(c.action != "noop" for c in changes):
+        ensure_agents(t, on_step)
+    with google_errors(t.project):
+        execute(rest, t.providers, on_change)
+    return changes
+
+
+def ensure_agents(t: Target, on_step: Callable[[str], None] | None = None) -> list[str]:
+    """Create the service agents the pipeline grants to (Pub/Sub's, IAP's) and wait until each exists. Idempotent,
+    but it needs Service Usage rights, so provision does it, never deploy."""
+    from ltmctl.gcp import agents
+
+    with google_errors(t.project, "creating Google's service agents (" + ", ".join(t.spec.agents) + ")"):
+        return agents.ensure(t.clients.credentials, t.clients.endpoint, t.project, list(t.spec.agents), on_step)
 
 
 def enabled_apis(clients: Any, project: str, apis: list[str] | tuple[str, ...]) -> set[str]:

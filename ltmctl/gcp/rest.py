@@ -21,10 +21,12 @@ class RestClient:
         self._base = endpoint.rstrip("/")
         self._timeout = timeout
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> str:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None) -> str:
         from google.api_core import exceptions
 
-        response = self._session.request(method, f"{self._base}/v1/{path}", json=body, timeout=self._timeout)
+        response = self._session.request(method, f"{self._base}/v1/{path}", json=body, params=params,
+                                         timeout=self._timeout)
         if response.status_code >= 400:
             raise exceptions.from_http_response(response)
         return response.text or "{}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# The roles a deployer needs on the project for init, provision, deploy, status and destroy (README).
+# The roles a person running ltmctl needs on the project for init, provision, deploy, status, destroy, monitoring
+# apply, metrics and logs (README's table under "Deploy to Google Cloud").
 DEPLOYER_ROLES = {
     "roles/serviceusage.serviceUsageAdmin": "enable the APIs (init --enable-apis, provision)",
     "roles/iam.serviceAccountAdmin": "create the runtime, push-invoker, builder and CI deployer service accounts, and "
@@ -17,32 +18,36 @@ DEPLOYER_ROLES = {
     "roles/storage.admin": "the staging bucket for sources",
     "roles/run.admin": "Cloud Run services and their IAM (deploy)",
     "roles/cloudbuild.builds.editor": "image builds (deploy)",
-    "roles/iap.admin": "IAP settings and access (deploy), and the CI deployer's grant on IAP's web services",
+    "roles/iap.admin": "IAP access (deploy), and the CI deployer's grants on IAP's web services",
+    "roles/iap.settingsAdmin": "the API service's IAP settings: programmatic clients, OAuth client (deploy)",
+    "roles/monitoring.alertPolicyEditor": "the alert policies of `ltmctl monitoring apply`",
+    "roles/monitoring.dashboardEditor": "the dashboard of `ltmctl monitoring apply`",
+    "roles/monitoring.viewer": "`ltmctl metrics` (time series)",
+    "roles/logging.viewer": "`ltmctl logs` (log entries of the two services)",
 }
 
-# Most specific first: the first prefix that matches a permission names the role to suggest.
-_BY_PREFIX = (
-    ("iam.serviceAccounts.actAs", "roles/iam.serviceAccountUser"),
-    ("iam.serviceAccounts.", "roles/iam.serviceAccountAdmin"),
-    ("serviceusage.services.", "roles/serviceusage.serviceUsageAdmin"),
-    ("resourcemanager.projects.setIamPolicy", "roles/resourcemanager.projectIamAdmin"),
-    ("resourcemanager.projects.getIamPolicy", "roles/resourcemanager.projectIamAdmin"),
-    ("resourcemanager.projects.get", "roles/browser"),
-    ("pubsub.", "roles/pubsub.admin"),
-    ("bigquery.jobs.create", "roles/bigquery.jobUser"),
-    ("bigquery.", "roles/bigquery.dataOwner"),
-    ("artifactregistry.", "roles/artifactregistry.admin"),
-    ("storage.", "roles/storage.admin"),
-    ("run.", "roles/run.admin"),
-    ("cloudbuild.", "roles/cloudbuild.builds.editor"),
-    ("iap.", "roles/iap.admin"),
-    ("monitoring.", "roles/monitoring.viewer"),
-    ("logging.", "roles/logging.viewer"),
-)
 
 
 def role_for(permission: str) -> str | None:
-    for prefix, role in _BY_PREFIX:
-        if permission.startswith(prefix):
-            return role
+    """A predefined role that grants `permission`, from Google's role data; None when no role in the data does.
+
+    Preferred, in order: a role README lists of the permission's own service (monitoring.* for a monitoring
+    permission), any role README lists, the permission's own service's, any; the smallest of the first group that
+    has one. (Service Usage Admin holds monitoring.timeSeries.list, but a user reading metrics wants a monitoring
+    role.)"""
+    from ltmctl.gcp.iamdata import role_permissions
+
+    roles = role_permissions()
+    having = [role for role, permissions in roles.items() if permission in permissions]
+    if not having:
+        return None
+    service = permission.split(".", 1)[0]
+
+    def own(role: str) -> bool:
+        return role.removeprefix("roles/").split(".", 1)[0] == service
+
+    for group in ([r for r in having if r in DEPLOYER_ROLES and own(r)], [r for r in having if r in DEPLOYER_ROLES],
+                  [r for r in having if own(r)], having):
+        if group:
+            return min(group, key=lambda role: (len(roles[role]), role))
     return None

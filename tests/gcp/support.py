@@ -22,6 +22,7 @@ PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccou
 DLQ_TOPIC = f"projects/{PROJECT}/topics/ltm-events-dlq"
 INGEST_SUB = f"projects/{PROJECT}/subscriptions/ltm-events-ingest"
 DATASET = f"{PROJECT}:ltm"
+EVENTS_TABLE = f"{PROJECT}:ltm.events"
 STAGING_BUCKET = f"{PROJECT}-ltm-sources"
 REPOSITORY = f"projects/{PROJECT}/locations/us-central1/repositories/ltm"
 IAP_WEB = f"projects/{NUMBER}/iap_web"
@@ -49,7 +50,7 @@ DEPLOYER_GRANTS = {
 EXPECTED_GRANTS = {
     (f"dataset {DATASET}", "READER", API_SA),
     (f"project {PROJECT}", "roles/bigquery.jobUser", API_SA),
-    (f"dataset {DATASET}", "WRITER", INGEST_SA),
+    (f"table {EVENTS_TABLE}", "roles/bigquery.dataEditor", INGEST_SA),  # the table only, not the dataset
     (DLQ_TOPIC, "roles/pubsub.publisher", INGEST_SA),
     (DLQ_TOPIC, "roles/pubsub.publisher", PUBSUB_AGENT),
     (INGEST_SUB, "roles/pubsub.subscriber", PUBSUB_AGENT),

@@ -73,6 +73,8 @@ def test_a_bad_enum_is_refused_by_name_and_by_number(run_fake):
 def test_a_body_on_a_method_that_takes_none_is_refused(run_fake):
     path = f"/v1/projects/{PROJECT}/serviceAccounts/a@{PROJECT}.iam.gserviceaccount.com:getIamPolicy"
     answer = _post(run_fake, path, {"options": {"requestedPolicyVersion": 3}})
+    assert answer.status_code == 400 and 'Unknown name "options"' in _error(answer)["message"]
+    answer = _post(run_fake, path, {})
     assert answer.status_code == 400 and "takes no request body" in _error(answer)["message"]
 
 

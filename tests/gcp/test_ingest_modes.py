@@ -73,7 +73,8 @@ def test_bigquery_mode_on_an_empty_project(run, fake):
     assert ours(grants(fake)) == BIGQUERY_GRANTS
     assert {g[0] for g in ours(grants(fake)) if g[1] == "roles/iam.serviceAccountUser"} == {account(API_SA)}
     table_policy_writes = fake.find("POST", r"/tables/events:setIamPolicy$")
-    assert len(table_policy_writes) == 2 and all(w.body["policy"].get("etag") for w in table_policy_writes)
+    # Three grants on the table (the ingest account's, Pub/Sub's agent's, the deployer's), one write each.
+    assert len(table_policy_writes) == 3 and all(w.body["policy"].get("etag") for w in table_policy_writes)
 
     # No ingest service: nothing built or rolled out for it.
     assert list(fake.api(CloudRunApi).services) == [f"projects/{PROJECT}/locations/us-central1/services/ltm-api"]
@@ -132,7 +133,9 @@ def test_switching_push_to_bigquery_to_push_updates_the_subscription_in_place(fa
     ok(run("provision", "--yes"))
     table_iam = f"/bigquery/v2/projects/{PROJECT}/datasets/ltm/tables/events:setIamPolicy"
     accounts_iam = f"/v1/projects/{PROJECT}/serviceAccounts/{{}}@{PROJECT}.iam.gserviceaccount.com:setIamPolicy"
+    agent = f"/v1beta1/projects/{PROJECT}/services/{{}}.googleapis.com:generateServiceIdentity"
     assert [r.path for r in fake.mutating_requests()] == [
+        agent.format("pubsub"), agent.format("iap"),  # a provision that changes anything makes sure of the agents
         table_iam, table_iam, accounts_iam.format("ltm-push-invoker"), accounts_iam.format("ltm-ingest")]
     assert ours(grants(fake)) == BIGQUERY_GRANTS
     fake.clear_requests()

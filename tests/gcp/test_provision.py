@@ -141,10 +141,11 @@ def test_the_ci_deployer_gets_what_ci_needs_and_nothing_broader(fake, ltmctl):
     assert {role for r, role in held if r.startswith("project ")} == {"roles/run.admin", "roles/logging.logWriter"}
 
     # actAs on the three accounts deploy runs something as, each through that account's own policy, read at
-    # version 3 and written back with its etag; none on the builder or on itself.
+    # version 3 (a query parameter: IAM's getIamPolicy takes no body) and written back with its etag; none on the
+    # builder or on itself.
     reads = fake.find("POST", r"/serviceAccounts/[^/]+:getIamPolicy$")
-    # (IAM's getIamPolicy takes no body: the version is a query parameter.)
-    assert reads and all(r.body is None and r.query == {"options.requestedPolicyVersion": "3"} for r in reads)
+    assert reads and all(r.query == {"options.requestedPolicyVersion": "3"} and r.body is None and not r.raw
+                         for r in reads)
     writes = fake.find("POST", r"/serviceAccounts/[^/]+:setIamPolicy$")
     assert sorted(w.path.split("/serviceAccounts/")[1].split("@")[0] for w in writes) == [
         "ltm-api", "ltm-ingest", "ltm-push-invoker"]

@@ -185,9 +185,12 @@ def check_request(match: Match, params: dict[str, list[str]], body: Any, raw: by
         return  # the object itself (media, or multipart with JSON metadata): its bytes are not a JSON message
     has_body = body is not None or bool(raw)
     if method.request is None:
-        if has_body and body not in ({}, None):
-            raise Violation(f"Invalid JSON payload received. {method.id} takes no request body, but one was sent.")
-        if raw and body is None:
+        if isinstance(body, dict) and body:
+            # Google binds what it cannot take as a body to the request message's fields, and finds none.
+            name = next(iter(body))
+            raise Violation(f"Invalid JSON payload received. Unknown name \"{name}\": Cannot bind query parameter. "
+                            f"Field '{_snake(name)}' could not be found in request message.", name)
+        if has_body:
             raise Violation(f"Invalid JSON payload received. {method.id} takes no request body, but one was sent.")
         return
     if raw and body is None:

@@ -16,6 +16,7 @@ class IamApi(Api):
     def __init__(self, fake) -> None:
         super().__init__(fake)
         self.accounts: dict[str, dict[str, Any]] = {}  # email -> ServiceAccount JSON
+        self.created: dict[str, float] = {}  # email -> when, on the fake's clock (IAM's delay counts from there)
         self.policies = PolicyStore(fake)
 
     def routes(self):
@@ -51,6 +52,7 @@ class IamApi(Api):
             raise already_exists(f"projects/{pid}/serviceAccounts/{email}")
         given = body.get("serviceAccount") or {}
         unique = str(100000000000000000000 + self.fake.next_id())
+        self.created[email] = self.fake.clock
         self.accounts[email] = {
             "name": f"projects/{pid}/serviceAccounts/{email}", "projectId": pid, "uniqueId": unique,
             "email": email, "displayName": given.get("displayName", ""), "description": given.get("description", ""),
@@ -79,10 +81,23 @@ class IamApi(Api):
     def delete(self, req: Request, project: str, account: str):
         sa = self._find(account)
         del self.accounts[sa["email"]]
+        self.created.pop(sa["email"], None)
         self.policies.drop(sa["email"])
         return {}
 
     def get_iam_policy(self, req: Request, project: str, account: str):
+        # No request body here (iam.v1.json): the version is the query parameter options.requestedPolicyVersion.
+        # Google's front end answers fields sent in a body with a 400 naming the first one.
+        if req.raw or req.body:
+            name = next(iter(req.body), "") if isinstance(req.body, dict) else ""
+            message = (f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+                       f"'{name}' is a message type. Parameters can only be bound to primitive types.")
+            raise ApiError(400, "INVALID_ARGUMENT", message,
+                           [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                             "fieldViolations": [{"description": message}]}])
+        version = req.query.get("options.requestedPolicyVersion", "0")
+        if version not in ("", "0", "1", "3"):
+            raise invalid(f"Invalid value for options.requestedPolicyVersion: {version}")
         return self.policies.get(self._find(account)["email"])
 
     def set_iam_policy(self, req: Request, project: str, account: str):

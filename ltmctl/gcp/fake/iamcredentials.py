@@ -33,7 +33,7 @@ class IamCredentialsApi(Api):
         if project != "-":
             raise invalid("The `-` wildcard character is required for the project; replacing it with a project ID "
                           "is invalid.")
-        body = req.body or {}
+        body = req.data or {}
         unknown = set(body) - {"payload", "delegates"}
         if unknown:
             name = sorted(unknown)[0]

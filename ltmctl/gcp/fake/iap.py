@@ -55,7 +55,7 @@ class IapApi(Api):
         return self.settings.get(self._settings_name(name))
 
     def update_settings(self, req: Request, name: str):
-        return self.settings.patch(self._settings_name(name), req.body, req.query.get("updateMask"))
+        return self.settings.patch(self._settings_name(name), req.data, req.query.get("updateMask"))
 
     def _resource(self, project: str, kind: str, service: str) -> str:
         if not kind.startswith("cloud_run-"):
@@ -99,7 +99,8 @@ class ServiceIdentityApi(Api):
         identity = {"@type": "type.googleapis.com/google.api.serviceusage.v1beta1.ServiceIdentity",
                     "email": f"service-{number}@gcp-sa-{agent}.iam.gserviceaccount.com",
                     "uniqueId": str(100000000000000000000 + int(number) % 1000)}
-        return self.fake.operation("", identity)
+        # The agent exists once the operation is done (and IAM sees it `iam_delay_s` later), not when asked for.
+        return self.fake.operation("", identity, on_done=lambda: self.fake.create_agent(service))
 
 
 # The IapSettings message of IAP v1 (discovery document iap.v1.json, schema `IapSettings` and what it refers to):

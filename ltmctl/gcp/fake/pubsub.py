@@ -1,5 +1,9 @@
 """Pub/Sub API v1 (REST): topics, subscriptions, and the IAM policy of each.
 
+A subscription expires as Pub/Sub's do: without `expirationPolicy` it gets the default, a ttl of 31 days; an empty
+`expirationPolicy` never expires; one idle (no create, update or delivery change) longer than its ttl on the fake's
+clock (`FakeGcp.advance`) is deleted.
+
 A BigQuery subscription is checked when it is created or updated, as Pub/Sub does: the table exists, the identity
 that writes (`serviceAccountEmail`, else Pub/Sub's service agent) may write to it, the metadata columns
 `writeMetadata` fills are there, and push and BigQuery delivery are not both set.
@@ -18,6 +22,7 @@ _SNAKE = {"ack_deadline_seconds": "ackDeadlineSeconds", "push_config": "pushConf
 
 
 # What write_metadata writes, and the column types Pub/Sub accepts for each.
+DEFAULT_EXPIRATION = {"ttl": "2678400s"}  # 31 days
 _METADATA_COLUMNS = {"subscription_name": ("STRING",), "message_id": ("STRING",), "publish_time": ("TIMESTAMP",),
                      "attributes": ("STRING", "JSON")}
 
@@ -36,6 +41,7 @@ class PubSubApi(Api):
         super().__init__(fake)
         self.topics: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.active: dict[str, float] = {}  # subscription -> last activity on the fake's clock
         self.policies = PolicyStore(fake)
 
     def routes(self):
@@ -114,7 +120,20 @@ class PubSubApi(Api):
 
     # --- subscriptions ---------------------------------------------------------------------------------------
 
+    def _expire(self) -> None:
+        """Delete every subscription idle longer than its expiration ttl, as Pub/Sub does."""
+        for name, sub in list(self.subscriptions.items()):
+            ttl = (sub.get("expirationPolicy") or {}).get("ttl")
+            if ttl and self.fake.clock - self.active.get(name, 0.0) > float(ttl.rstrip("s")):
+                del self.subscriptions[name]
+                self.active.pop(name, None)
+                self.policies.drop(name)
+
+    def _touch(self, name: str) -> None:
+        self.active[name] = self.fake.clock
+
     def _sub(self, project: str, sub: str) -> str:
+        self._expire()
         name = f"projects/{self.fake.project_id(project)}/subscriptions/{sub}"
         if name not in self.subscriptions:
             raise not_found(sub)
@@ -155,10 +174,12 @@ class PubSubApi(Api):
                           f"{', '.join(wrong)}.")
 
     def list_subscriptions(self, req: Request, project: str):
+        self._expire()
         prefix = f"projects/{self.fake.project_id(project)}/subscriptions/"
         return {"subscriptions": [s for n, s in sorted(self.subscriptions.items()) if n.startswith(prefix)]}
 
     def create_subscription(self, req: Request, project: str, sub: str):
+        self._expire()
         name = f"projects/{self.fake.project_id(project)}/subscriptions/{sub}"
         if name in self.subscriptions:
             raise already_exists(name)
@@ -170,9 +191,10 @@ class PubSubApi(Api):
         # Defaults as Pub/Sub fills them in; a retry policy is only present when one was given.
         self.subscriptions[name] = {
             "ackDeadlineSeconds": 10, "messageRetentionDuration": "604800s",
-            "expirationPolicy": {"ttl": "2678400s"}, "pushConfig": {},
+            "expirationPolicy": dict(DEFAULT_EXPIRATION), "pushConfig": {},
             **body, "name": name, "state": "ACTIVE",
         }
+        self._touch(name)
         return self.subscriptions[name]
 
     def get_subscription(self, req: Request, project: str, sub: str):
@@ -190,7 +212,9 @@ class PubSubApi(Api):
         for key in paths:
             if key in ("name", "topic"):
                 raise invalid(f"Field {key} cannot be updated.")
-            if given.get(key) not in (None, {}):
+            if key == "expirationPolicy":  # {} is a value here: never expire; absent, the default again
+                updated[key] = given[key] if key in given else dict(DEFAULT_EXPIRATION)
+            elif given.get(key) not in (None, {}):
                 updated[key] = given[key]
             elif key == "pushConfig":
                 updated[key] = {}
@@ -198,17 +222,20 @@ class PubSubApi(Api):
                 updated.pop(key, None)
         self._check_delivery(updated)
         self.subscriptions[name] = updated
+        self._touch(name)
         return updated
 
     def delete_subscription(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)
         del self.subscriptions[name]
+        self.active.pop(name, None)
         self.policies.drop(name)
         return {}
 
     def modify_push_config(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)
         self.subscriptions[name]["pushConfig"] = (req.data or {}).get("pushConfig") or {}
+        self._touch(name)
         return {}
 
     def get_subscription_policy(self, req: Request, project: str, sub: str):

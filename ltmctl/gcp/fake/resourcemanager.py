@@ -17,6 +17,8 @@ class ResourceManagerApi(Api):
         super().__init__(fake)
         self.policies = PolicyStore(fake)
         self.parents: dict[str, str | None] = {}  # project id -> parent; absent: ORGANIZATION
+        # When the project was created (tests set an old one: push auth needs one more grant there).
+        self.create_time = "2024-01-01T00:00:00Z"
 
     ORGANIZATION = "organizations/100000000001"
 
@@ -30,7 +32,7 @@ class ResourceManagerApi(Api):
     def get(self, req: Request, project: str):
         pid = self.fake.project_id(project)
         project = {"name": f"projects/{self.fake.projects[pid]}", "projectId": pid, "state": "ACTIVE",
-                   "displayName": pid, "createTime": "2024-01-01T00:00:00Z", "etag": etag(0)}
+                   "displayName": pid, "createTime": self.create_time, "etag": etag(0)}
         parent = self.parents.get(pid, self.ORGANIZATION)
         if parent:
             project["parent"] = parent

@@ -23,6 +23,8 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_ONLY_VERBS = (":getIamPolicy", ":testIamPermissions", ":batchGet")
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+# Service agents Google creates when their API is enabled; the rest exist only through generateServiceIdentity.
+AGENTS_ON_ENABLE = frozenset({"pubsub.googleapis.com"})
 
 
 @dataclass
@@ -191,6 +193,7 @@ class Operation:
     metadata: dict[str, Any] | None
     polls_left: int
     error: dict[str, Any] | None = None
+    on_done: Callable[[], None] | None = None  # what the operation does, at the moment it is done
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "done": self.polls_left <= 0}
@@ -216,20 +219,29 @@ class FakeGcp:
     def __init__(self, project: str = "my-project-id", project_number: str = "123456789012", *,
                  api_modules: Iterable[type[Api]] | None = None, enabled_services: Iterable[str] | None = None,
                  enforce_services: bool = True, lro_polls: int = 0,
-                 owner: str = "user:owner@example.com") -> None:
+                 owner: str = "user:owner@example.com", iam_delay_s: float = 0.0) -> None:
         from ltmctl.gcp.fake import builtin_apis
 
         self.project = project
         self.project_number = project_number
         self.projects: dict[str, str] = {project: project_number}  # id -> number
         self.owner = owner
-        self.enabled_services: set[str] = set(self.DEFAULT_ENABLED if enabled_services is None else enabled_services)
+        # Google's timing runs on this clock (seconds), which only `advance` moves: tests wait without sleeping.
+        self.clock = 0.0
+        # IAM's delay: an account (or service agent) created less than this long ago is refused in policy bindings
+        # with "does not exist", as Google does for a while after creating one. 0: visible at once.
+        self.iam_delay_s = iam_delay_s
+        # Google's service agents of this project that exist, by email, with when they were created: Pub/Sub's
+        # once its API is enabled, others (IAP's) only through generateServiceIdentity.
+        self.agents: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.enabled_services: set[str] = set()
+        self.enable(*(self.DEFAULT_ENABLED if enabled_services is None else enabled_services))
         self.enforce_services = enforce_services
         self.lro_polls = lro_polls  # GETs that still answer done=false; 0: operations come back done
         self.requests: list[Request] = []
         self.operations: dict[str, Operation] = {}
         self.failures: list[Failure] = []
-        self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self.apis: dict[str, Api] = {}
         self._routes: list[Route] = []
@@ -299,9 +311,27 @@ class FakeGcp:
         """403 PERMISSION_DENIED naming `permission`, as IAM answers a caller who lacks it."""
         self.fail(path, permission_denied(permission, path.strip("^$")), method=method, times=times)
 
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock: IAM's delay passes, idle subscriptions expire."""
+        with self.lock:
+            self.clock += seconds
+
     def enable(self, *services: str) -> None:
         with self.lock:
             self.enabled_services.update(services)
+            for service in services:
+                if service in AGENTS_ON_ENABLE:
+                    self.create_agent(service)
+
+    def agent_email(self, service: str) -> str:
+        return f"service-{self.project_number}@gcp-sa-{service.split('.', 1)[0]}.iam.gserviceaccount.com"
+
+    def create_agent(self, service: str) -> str:
+        """Make the service agent of `service` (e.g. "iap.googleapis.com") exist from now on; return its email."""
+        email = self.agent_email(service)
+        with self.lock:
+            self.agents.setdefault(email, self.clock)
+        return email
 
     def disable(self, *services: str) -> None:
         with self.lock:
@@ -349,14 +379,22 @@ class FakeGcp:
     # --- helpers for API modules -------------------------------------------------------------------------------
 
     def operation(self, prefix: str, response: dict[str, Any] | None = None,
-                  metadata: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+                  metadata: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                  on_done: Callable[[], None] | None = None) -> dict[str, Any]:
         """Register a long-running operation named `{prefix}/operations/{id}` (prefix may be empty);
-        it answers done=false to the first `lro_polls` GETs."""
+        it answers done=false to the first `lro_polls` GETs. `on_done` runs once it is done (at once with 0)."""
         name = f"{prefix}/operations/op-{self.next_id()}".lstrip("/")
-        op = Operation(name, response, metadata, self.lro_polls, error)
+        op = Operation(name, response, metadata, self.lro_polls, error, on_done)
         with self.lock:
             self.operations[name] = op
+            self._finish(op)
         return op.as_json()
+
+    @staticmethod
+    def _finish(op: Operation) -> None:
+        if op.polls_left <= 0 and op.on_done is not None:
+            done, op.on_done = op.on_done, None
+            done()
 
     def project_id(self, ref: str) -> str:
         """A project id for `ref` (an id or a number); unknown projects answer as Google does: 403."""
@@ -374,16 +412,18 @@ class FakeGcp:
         return self.projects[self.project_id(ref)]
 
     def member_exists(self, member: str) -> bool:
-        """IAM refuses bindings for service accounts that do not exist; service agents always do."""
+        """IAM refuses bindings for service accounts that do not exist, and for a while (`iam_delay_s` on the
+        fake's clock) for ones just created: service agents exist once created (see `agents`)."""
         if not member.startswith("serviceAccount:"):
             return True
         email = member.split(":", 1)[1]
         if re.match(r"^service-\d+@gcp-sa-[a-z-]+\.iam\.gserviceaccount\.com$", email):
-            return True
-        if email.endswith(".gserviceaccount.com") and ".iam." not in email:
+            created = self.agents.get(email)
+        elif email.endswith(".gserviceaccount.com") and ".iam." not in email:
             return True  # Google-managed accounts such as PROJECT_NUMBER@cloudbuild.gserviceaccount.com
-        accounts = getattr(self.apis.get("IamApi"), "accounts", {})
-        return email in accounts
+        else:
+            created = getattr(self.apis.get("IamApi"), "created", {}).get(email)
+        return created is not None and self.clock >= created + self.iam_delay_s
 
     def check_policy_members(self, policy: dict[str, Any]) -> None:
         for binding in policy.get("bindings", []):
@@ -419,6 +459,7 @@ class FakeGcp:
             if op is not None:
                 if op.polls_left > 0:
                     op.polls_left -= 1
+                    self._finish(op)
                 return self._checked(match, 200, op.as_json())
             if found is None:
                 if match is not None:

@@ -24,6 +24,8 @@ class StorageApi(Api):
         self.buckets: dict[str, dict[str, Any]] = {}
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # bucket -> object name -> metadata
         self.policies = PolicyStore(fake)  # bucket name -> IAM policy
+        # Bucket names are global: these exist in some other project, which the caller has no access to.
+        self.foreign: set[str] = set()
 
     def routes(self):
         return [
@@ -40,7 +42,16 @@ class StorageApi(Api):
             ("DELETE", "/storage/v1/b/{bucket}/o/{name*}", self.delete_object),
         ]
 
+    def _foreign(self, bucket: str, permission: str = "storage.buckets.get") -> None:
+        if bucket in self.foreign:
+            caller = self.fake.owner.split(":", 1)[-1]
+            raise ApiError(403, "PERMISSION_DENIED",
+                           f"{caller} does not have {permission} access to the Google Cloud Storage bucket. "
+                           f"Permission '{permission}' denied on resource (or it may not exist).",
+                           reason="forbidden")
+
     def _get(self, bucket: str) -> dict[str, Any]:
+        self._foreign(bucket)
         if bucket not in self.buckets:
             raise ApiError(404, "NOT_FOUND", "The specified bucket does not exist.")
         return self.buckets[bucket]
@@ -50,6 +61,10 @@ class StorageApi(Api):
         name = body.get("name", "")
         if not name or len(name) > 63 or name != name.lower():
             raise invalid(f"Invalid bucket name: '{name}'")
+        if name in self.foreign:
+            raise ApiError(409, "ALREADY_EXISTS", "The requested bucket name is not available. The bucket namespace "
+                                                  "is shared by all users of the system. Please select a different "
+                                                  "name and try again.", reason="conflict")
         if name in self.buckets:
             raise ApiError(409, "ALREADY_EXISTS", "Your previous request to create the named bucket succeeded "
                                                   "and you already own it.", reason="conflict")
