@@ -22,6 +22,13 @@ DEPLOYER_ROLES = {
     "roles/iap.settingsAdmin": "the API service's IAP settings: programmatic clients, OAuth client (deploy)",
     "roles/monitoring.alertPolicyEditor": "the alert policies of `ltmctl monitoring apply`",
     "roles/monitoring.dashboardEditor": "the dashboard of `ltmctl monitoring apply`",
+    "roles/logging.viewer": "`ltmctl logs` (log entries of the two services)",
+}
+# Service Usage Admin also holds monitoring.timeSeries.list, so a deployer reads metrics without monitoring.viewer
+# (tests/gcp/test_least_privilege.py removes each role above in turn and finds a step that needs it).
+
+# What someone who operates the pipeline without deploying it needs on the project for `metrics` and `logs`.
+OPERATOR_ROLES = {
     "roles/monitoring.viewer": "`ltmctl metrics` (time series)",
     "roles/logging.viewer": "`ltmctl logs` (log entries of the two services)",
 }
@@ -46,7 +53,8 @@ def role_for(permission: str) -> str | None:
     def own(role: str) -> bool:
         return role.removeprefix("roles/").split(".", 1)[0] == service
 
-    for group in ([r for r in having if r in DEPLOYER_ROLES and own(r)], [r for r in having if r in DEPLOYER_ROLES],
+    listed = DEPLOYER_ROLES | OPERATOR_ROLES
+    for group in ([r for r in having if r in listed and own(r)], [r for r in having if r in listed],
                   [r for r in having if own(r)], having):
         if group:
             return min(group, key=lambda role: (len(roles[role]), role))

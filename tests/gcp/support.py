@@ -94,3 +94,37 @@ def ours(grant_set: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """Grants to the pipeline's identities (its accounts and Google's service agents)."""
     members = {API_SA, INGEST_SA, INVOKER_SA, BUILDER_SA, DEPLOYER_SA, PUBSUB_AGENT}
     return {g for g in grant_set if g[2] in members or "gcp-sa-" in g[2]}
+
+
+def revoke(fake: FakeGcp, grant: tuple[str, str, str]) -> None:
+    """Take one (resource, role, member) of `grants` out of the fake's stored policies, as an admin might."""
+    resource, role, member = grant
+
+    def drop(store: dict, key: str) -> None:
+        policy = store[key]
+        for binding in policy["bindings"]:
+            if binding["role"] == role and member in binding["members"]:
+                binding["members"].remove(member)
+        policy["bindings"] = [b for b in policy["bindings"] if b["members"]]
+
+    kind, _, name = resource.partition(" ")
+    if kind == "project":
+        fake.api(ResourceManagerApi).policy(name)
+        drop(fake.api(ResourceManagerApi).policies.policies, name)
+    elif kind == "serviceAccount":
+        drop(fake.api(IamApi).policies.policies, name)
+    elif kind == "bucket":
+        drop(fake.api(StorageApi).policies.policies, name)
+    elif kind == "table":
+        drop(fake.api(BigQueryApi).policies.policies, name)
+    elif kind == "dataset":
+        ds = fake.api(BigQueryApi).datasets[name]
+        email = member.split(":", 1)[1]
+        ds["access"] = [e for e in ds["access"] if not (e.get("role") == role and email in (
+            e.get("userByEmail"), e.get("groupByEmail"), e.get("iamMember")))]
+    else:
+        for api in (PubSubApi, ArtifactRegistryApi, IapApi):
+            if resource in fake.api(api).policies.policies:
+                drop(fake.api(api).policies.policies, resource)
+                return
+        raise KeyError(resource)

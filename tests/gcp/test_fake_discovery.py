@@ -119,3 +119,40 @@ def test_the_official_clients_requests_pass_and_record_their_method(run_fake):
     clients.close()
     (create,) = run_fake.find("PUT", "/topics/t$")
     assert create.method_id == "pubsub.projects.topics.create"
+
+
+def test_a_request_without_a_token_the_fake_issued_is_unauthenticated(run_fake):
+    for headers in ({}, {"Authorization": "Bearer ya29.made-up"}):
+        answer = requests.get(f"{run_fake.endpoint}{RUN}", headers=headers, timeout=5)
+        assert answer.status_code == 401
+        assert _error(answer)["status"] == "UNAUTHENTICATED"
+
+
+def test_a_principal_without_the_permission_is_denied_in_googles_words(run_fake):
+    stranger = {"Authorization": f"Bearer {run_fake.token_for('user:mallory@example.com')}"}
+    answer = requests.get(f"{run_fake.endpoint}{RUN}", headers=stranger, timeout=5)
+    assert answer.status_code == 403
+    error = _error(answer)
+    assert error["status"] == "PERMISSION_DENIED"
+    assert error["message"] == (f"Permission 'run.services.list' denied on resource "
+                                f"'projects/{PROJECT}/locations/us-central1' (or it may not exist).")
+    assert error["details"][0]["metadata"] == {"permission": "run.services.list"}
+    # The same request as the owner passes: the refusal was about who asked.
+    assert requests.get(f"{run_fake.endpoint}{RUN}", headers=_owner(run_fake), timeout=5).status_code == 200
+
+
+def test_a_role_on_the_resource_or_its_project_is_what_grants(run_fake):
+    from ltmctl.gcp.fake.resourcemanager import ResourceManagerApi
+
+    viewer = "user:vera@example.com"
+    headers = {"Authorization": f"Bearer {run_fake.token_for(viewer)}"}
+    assert requests.get(f"{run_fake.endpoint}{RUN}", headers=headers, timeout=5).status_code == 403
+    rm = run_fake.api(ResourceManagerApi)
+    policy = rm.policy(PROJECT)
+    policy["bindings"].append({"role": "roles/run.viewer", "members": [viewer]})
+    rm.policies.policies[PROJECT] = policy
+    assert requests.get(f"{run_fake.endpoint}{RUN}", headers=headers, timeout=5).status_code == 200
+    # A viewer cannot create.
+    answer = requests.post(f"{run_fake.endpoint}{RUN}", params={"serviceId": "x"}, headers=headers, timeout=5,
+                           json={"template": {"containers": [{"image": "x"}]}})
+    assert answer.status_code == 403 and "run.services.create" in _error(answer)["message"]

@@ -5,6 +5,7 @@ object `{logsBucket}/log-{id}.txt`, as Cloud Build streams logs to Cloud Storage
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,10 @@ class CloudBuildApi(Api):
             run.failure_lines = [f"ERROR: failed to fetch gs://{source.get('bucket')}/{source.get('object')}: "
                                  "object not found"]
             run.failure_detail = "failed to fetch source"
+        denied = self._denied(pid, build)
+        if denied:
+            run.final = "FAILURE"
+            run.failure_lines, run.failure_detail = [denied], denied
         self.runs[build_id] = run
         parent = "" if location == "global" else f"projects/{pid}/locations/{location}"
         return self.fake.operation(parent, None, {"@type": _TYPE + "BuildOperationMetadata", "build": build})
@@ -120,6 +125,39 @@ class CloudBuildApi(Api):
                           "'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
                           "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY "
                           "/ NONE logging options")
+
+    def _denied(self, pid: str, build: dict[str, Any]) -> str | None:
+        """What the build's own account is refused, as the build would fail on it: fetching the source, writing
+        the log to its bucket, pushing each image (https://cloud.google.com/build/docs/cloud-build-service-account
+        and https://cloud.google.com/artifact-registry/docs/access-control#permissions)."""
+        account = build.get("serviceAccount")
+        if not account:
+            return None
+        email = account.rsplit("/", 1)[-1]
+        member = f"serviceAccount:{email}"
+        source = (build.get("source") or {}).get("storageSource") or {}
+        needs = []
+        if source:
+            needs.append(("storage.objects.get", f"projects/_/buckets/{source.get('bucket')}",
+                          f"{email} does not have storage.objects.get access to the Google Cloud Storage object."))
+        logs = str(build.get("logsBucket") or "")
+        if logs.startswith("gs://") and "googleusercontent.com" not in logs:
+            bucket = logs.removeprefix("gs://").split("/", 1)[0]
+            needs.append(("storage.objects.create", f"projects/_/buckets/{bucket}",
+                          f"{email} does not have storage.objects.create access to the Google Cloud Storage "
+                          f"object (the build's log in gs://{bucket})."))
+        for image in build.get("images") or []:
+            m = re.match(r"^[a-z0-9-]+-docker\.pkg\.dev/([^/]+)/([^/]+)/", image)
+            if m:
+                host_region = image.split("-docker.pkg.dev", 1)[0]
+                repo = f"projects/{m.group(1)}/locations/{host_region}/repositories/{m.group(2)}"
+                needs.append(("artifactregistry.repositories.uploadArtifacts", repo,
+                              f"denied: Permission \"artifactregistry.repositories.uploadArtifacts\" denied on "
+                              f"resource \"{repo}\" (or it may not exist)"))
+        for permission, resource, said in needs:
+            if not self.fake.authorize(member, permission, resource):
+                return said
+        return None
 
     # --- the build's life --------------------------------------------------------------------------------------
 

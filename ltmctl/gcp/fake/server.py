@@ -43,6 +43,16 @@ class Request:
     method_id: str = ""  # the discovery method this request called, once resolved
     parsed: Any = None  # the body as Google parses it (enum names); handlers read `data`
     principal: str = ""  # who sent it (the member its token was issued for), once authenticated
+    error: dict[str, Any] = field(default_factory=dict)  # Google's error, when the fake refused it
+
+    @property
+    def denied_permission(self) -> str | None:
+        """The permission a 403 PERMISSION_DENIED named, if any."""
+        for detail in self.error.get("details", []):
+            permission = (detail.get("metadata") or {}).get("permission")
+            if permission:
+                return permission
+        return None
 
     @property
     def data(self) -> Any:
@@ -581,6 +591,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake must surface as a 500, never hang the client
             status, payload = 500, ApiError(500, "INTERNAL", f"fake: {type(exc).__name__}: {exc}").body()
         req.status = status
+        if status >= 400 and isinstance(payload, dict):
+            req.error = payload.get("error") or {}
         # A handler may answer with bytes instead of JSON (object downloads): anything with `data` and
         # `content_type` attributes (and optionally `headers`) is written as-is.
         raw_data = getattr(payload, "data", None)
