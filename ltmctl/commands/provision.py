@@ -38,6 +38,8 @@ def provision(
         pending = review(changes, provisioning.change_rows(changes), output, plan_only,
                          matches=f"Everything in {target.project}", command=f"ltmctl --env {resolved.name} provision")
         if not pending:
+            if not plan_only:  # a project provisioned before provision created agents still gets them
+                provisioning.ensure_agents(target, on_step=lambda message: ui.err.print(f"  ✓ {message}"))
             return
         confirm(yes, "provision", f"Apply {len(pending)} change(s) to project {target.project}?")
         provisioning.apply(target, changes, on_change=lambda c: ui.err.print(

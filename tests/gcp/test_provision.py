@@ -271,3 +271,16 @@ def test_pending_operations_are_waited_on(fake, ltmctl):
     assert len(polls) >= 2  # the batch enable and the repository creation
     assert fake.api(ResourceManagerApi).policies.policies  # and provisioning went on to the end
     assert fake.api(BigQueryApi).tables
+
+
+def test_a_provisioned_project_whose_iap_agent_was_never_created_gets_it_from_provision(fake, ltmctl):
+    # As a project provisioned by an ltmctl that left agents to deploy: nothing to change, but no IAP agent.
+    assert ltmctl("provision", "--yes").exit_code == 0
+    iap_agent = f"service-{NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
+    del fake.agents[iap_agent]
+
+    result = ltmctl("provision", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "nothing to change" in result.output and iap_agent in fake.agents
+    assert fake.member_exists(f"serviceAccount:{iap_agent}")

@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Custom methods that only read, although sent as POST (resourcemanager's getIamPolicy, batchGet, ...).
-READ_ONLY_VERBS = (":getIamPolicy", ":testIamPermissions", ":batchGet")
+# Custom methods that only read, although sent as POST (resourcemanager's getIamPolicy, batchGet, ...), and
+# generateServiceIdentity, which returns the agent that exists and creates it only when none does.
+READ_ONLY_VERBS = (":getIamPolicy", ":testIamPermissions", ":batchGet", ":generateServiceIdentity")
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 # Service agents Google creates when their API is enabled; the rest exist only through generateServiceIdentity.
