@@ -156,3 +156,9 @@ def test_a_role_on_the_resource_or_its_project_is_what_grants(run_fake):
     answer = requests.post(f"{run_fake.endpoint}{RUN}", params={"serviceId": "x"}, headers=headers, timeout=5,
                            json={"template": {"containers": [{"image": "x"}]}})
     assert answer.status_code == 403 and "run.services.create" in _error(answer)["message"]
+
+
+def test_an_update_mask_naming_no_field_is_refused(run_fake):
+    answer = requests.patch(f"{run_fake.endpoint}{RUN}/api", params={"updateMask": "template.containrs"},
+                            json={"template": {}}, headers=_owner(run_fake), timeout=5)
+    assert answer.status_code == 400 and 'Invalid field mask path "template.containrs"' in _error(answer)["message"]

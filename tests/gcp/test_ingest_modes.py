@@ -135,8 +135,10 @@ def test_switching_push_to_bigquery_to_push_updates_the_subscription_in_place(fa
     accounts_iam = f"/v1/projects/{PROJECT}/serviceAccounts/{{}}@{PROJECT}.iam.gserviceaccount.com:setIamPolicy"
     agent = f"/v1beta1/projects/{PROJECT}/services/{{}}.googleapis.com:generateServiceIdentity"
     assert [r.path for r in fake.mutating_requests()] == [
-        agent.format("pubsub"), agent.format("iap"),  # a provision that changes anything makes sure of the agents
         table_iam, table_iam, accounts_iam.format("ltm-push-invoker"), accounts_iam.format("ltm-ingest")]
+    # A provision that changes anything makes sure of the agents first (get-or-create, so not a change).
+    assert [r.path for r in fake.find("POST", ":generateServiceIdentity$")] == [agent.format("pubsub"),
+                                                                             agent.format("iap")]
     assert ours(grants(fake)) == BIGQUERY_GRANTS
     fake.clear_requests()
     switched = run("deploy")

@@ -178,6 +178,11 @@ def check_request(match: Match, params: dict[str, list[str]], body: Any, raw: by
                             "not repeated.", name)
         for value in values:
             _check_query_value(name, spec, value)
+            if spec.get("format") == "google-fieldmask" and method.request and not method.upload:
+                for path in (p.strip() for p in value.split(",") if p.strip()):
+                    if path != "*" and field_path(method.doc, method.request, path) is None:
+                        raise Violation(f"Invalid field mask path \"{path}\": no such field in {method.request}.",
+                                        name)
     for name, spec in method.parameters.items():
         if spec.get("location") == "query" and spec.get("required") and name not in params:
             raise Violation(f"Required query parameter '{name}' is missing ({method.id}).", name)
@@ -210,6 +215,22 @@ def _body_field(method: Method) -> str:
     if name.endswith("Request") or method.http_method == "PUT":
         return ""
     return _snake(re.sub(r"^Google(?:Cloud|Devtools|Iam)?[A-Z][a-z]+V\d+(?:beta\d*|alpha\d*)?", "", name))
+
+
+def field_path(doc: Doc, schema: str, path: str) -> list[str] | None:
+    """An update-mask path (`access_settings.oauth_settings`, snake or camel case) as the camelCase keys it names
+    in `schema`, or None when a part names no field."""
+    keys: list[str] = []
+    current: dict[str, Any] | None = doc.schemas.get(schema)
+    for part in path.split("."):
+        props = (current or {}).get("properties") or {}
+        key = part if part in props else _camel(part)
+        if key not in props:
+            return None
+        keys.append(key)
+        ref = props[key].get("$ref") or (props[key].get("items") or {}).get("$ref")
+        current = doc.schemas.get(ref) if ref else {}
+    return keys
 
 
 def _check_query_value(name: str, spec: dict[str, Any], value: str) -> None:

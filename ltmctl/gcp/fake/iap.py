@@ -103,65 +103,9 @@ class ServiceIdentityApi(Api):
         return self.fake.operation("", identity, on_done=lambda: self.fake.create_agent(service))
 
 
-# The IapSettings message of IAP v1 (discovery document iap.v1.json, schema `IapSettings` and what it refers to):
-# field -> nested message (None: a scalar or a list of scalars). Unknown names are refused as Google refuses them.
-_SETTINGS_SCHEMA: dict[str, dict[str, str | None]] = {
-    "IapSettings": {"name": None, "accessSettings": "AccessSettings", "applicationSettings": "ApplicationSettings"},
-    "AccessSettings": {"allowedDomainsSettings": "AllowedDomainsSettings", "corsSettings": "CorsSettings",
-                       "gcipSettings": "GcipSettings", "identitySources": None, "oauthSettings": "OAuthSettings",
-                       "policyDelegationSettings": "PolicyDelegationSettings", "reauthSettings": "ReauthSettings",
-                       "workforceIdentitySettings": "WorkforceIdentitySettings"},
-    "AllowedDomainsSettings": {"domains": None, "enable": None},
-    "CorsSettings": {"allowHttpOptions": None},
-    "GcipSettings": {"loginPageUri": None, "tenantIds": None},
-    "OAuthSettings": {"clientId": None, "clientSecret": None, "clientSecretSha256": None, "loginHint": None,
-                      "programmaticClients": None},
-    "PolicyDelegationSettings": {"iamPermission": None, "iamServiceName": None, "policyName": "PolicyName",
-                                 "resource": "Resource"},
-    "PolicyName": {"id": None, "region": None, "type": None},
-    "Resource": {"expectedNextState": None, "labels": None, "locations": None, "name": None,
-                 "nextStateOfTags": "NextStateOfTags", "service": None, "type": None},
-    "NextStateOfTags": {"tagsFullState": "TagsFullState",
-                        "tagsFullStateForChildResource": "TagsFullStateForChildResource",
-                        "tagsPartialState": "TagsPartialState"},
-    "TagsFullState": {"tags": None},
-    "TagsFullStateForChildResource": {"tags": None},
-    "TagsPartialState": {"tagKeysToRemove": None, "tagsToUpsert": None},
-    "ReauthSettings": {"maxAge": None, "method": None, "policyType": None},
-    "WorkforceIdentitySettings": {"oauth2": "OAuth2", "workforcePools": None},
-    "OAuth2": {"clientId": None, "clientSecret": None, "clientSecretSha256": None},
-    "ApplicationSettings": {"accessDeniedPageSettings": "AccessDeniedPageSettings",
-                            "attributePropagationSettings": "AttributePropagationSettings", "cookieDomain": None,
-                            "csmSettings": "CsmSettings"},
-    "AccessDeniedPageSettings": {"accessDeniedPageUri": None, "generateTroubleshootingUri": None,
-                                 "remediationTokenGenerationEnabled": None},
-    "AttributePropagationSettings": {"enable": None, "expression": None, "outputCredentials": None},
-    "CsmSettings": {"rctokenAud": None},
-}
 # Input only (the secret) and output only (its hash): never stored or accepted as sent.
 _INPUT_ONLY = {"clientSecret"}
 _OUTPUT_ONLY = {"clientSecretSha256"}
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _check_fields(value: Any, message: str, where: str) -> None:
-    if not isinstance(value, dict):
-        raise invalid(f"Invalid JSON payload received. Expected an object at '{where}'.")
-    fields = _SETTINGS_SCHEMA[message]
-    for key, item in value.items():
-        if key not in fields and _camel(key) not in fields:
-            raise invalid(f'Invalid JSON payload received. Unknown name "{key}" at \'{where}\': Cannot find field.')
-        nested = fields.get(key) or fields.get(_camel(key))
-        if nested is not None:
-            _check_fields(item, nested, f"{where}.{_snake(key)}")
 
 
 def _camel_keys(value: Any) -> Any:
@@ -170,16 +114,19 @@ def _camel_keys(value: Any) -> Any:
     return value
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def _mask_path(path: str) -> list[str]:
-    """An updateMask path (snake or camel case) as camelCase keys, refused unless it names a field."""
-    keys, message = [], "IapSettings"
-    for part in path.strip().split("."):
-        key = _camel(part)
-        fields = _SETTINGS_SCHEMA.get(message or "", {})
-        if key not in fields:
-            raise invalid(f"Invalid update mask path: {path!r}.")
-        keys.append(key)
-        message = fields[key]  # type: ignore[assignment]
+    """An updateMask path (snake or camel case) as camelCase keys (the request was already checked against the
+    IapSettings schema of iap.v1's discovery document, masks included)."""
+    from ltmctl.gcp.fake import discovery
+
+    keys = discovery.field_path(discovery.load("iap.v1"), "IapSettings", path.strip())
+    if keys is None:
+        raise invalid(f"Invalid update mask path: {path!r}.")
     return keys
 
 
@@ -196,7 +143,6 @@ class IapSettingsStore:
         return {"name": name, **stored}
 
     def patch(self, name: str, body: Any, update_mask: str | None) -> dict[str, Any]:
-        _check_fields(body if body is not None else {}, "IapSettings", "iap_settings")
         sent = _camel_keys(body or {})
         sent.pop("name", None)
         _drop_output_only(sent)
