@@ -23,10 +23,15 @@ DESCRIPTION = """Reads the stored events. Both data routes need the Identity-Awa
 caller gets 401 whatever the path holds."""
 
 
-def build_bigquery_client(settings: Settings) -> Any:
-    """Google's endpoint with Application Default Credentials, or the emulator without credentials."""
+def build_bigquery_client(settings: Settings, *, credentials: Any = None, api_endpoint: str | None = None) -> Any:
+    """Google's endpoint with Application Default Credentials, or the emulator without credentials; or
+    `api_endpoint` with `credentials`: a stand-in for Google's REST API (tests: a fake that authorizes each call as
+    the account whose token `credentials` carries)."""
     from google.cloud import bigquery
 
+    if api_endpoint:
+        return bigquery.Client(project=settings.project, credentials=credentials,
+                               client_options={"api_endpoint": api_endpoint})
     if settings.bigquery_endpoint:
         from google.auth.credentials import AnonymousCredentials
 

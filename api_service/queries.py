@@ -70,10 +70,11 @@ def app_info_sql(table: str) -> str:
 def _job_config(params: list[tuple[str, str, Any]], max_bytes: int | None) -> Any:
     from google.cloud import bigquery
 
-    return bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter(n, t, v) for n, t, v in params],
-        maximum_bytes_billed=max_bytes,
-    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(n, t, v) for n, t, v in params])
+    if max_bytes is not None:  # the client would send None as the string "None", which BigQuery refuses (400)
+        config.maximum_bytes_billed = max_bytes
+    return config
 
 
 def _run(client: Any, sql: str, config: Any, timeout_s: float) -> Any:

@@ -253,6 +253,9 @@ ROLE_IAP_ADMIN = "roles/iap.admin"
 ROLE_IAP_SETTINGS_ADMIN = "roles/iap.settingsAdmin"
 ROLE_LOG_WRITER = "roles/logging.logWriter"
 ROLE_METADATA_VIEWER = "roles/bigquery.metadataViewer"
+# bigquery.datasets.get on a dataset and table/routine metadata in it, nothing else: the narrowest predefined role
+# with datasets.get (a strict subset of metadataViewer, which also reads IAM policies).
+ROLE_DATASET_METADATA = "roles/bigquery.routineMetadataViewer"
 # Pub/Sub's agent mints the push invoker's OIDC tokens: projects whose Pub/Sub agent dates from before 2021-04-09
 # must grant it this (Google's "Authentication for push subscriptions"); on the invoker account only.
 ROLE_TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
@@ -366,8 +369,12 @@ def gcp_desired(spec: GcpSpec) -> list[Resource]:
         *desired(p),
         IamMember("bigquery.dataset", dataset, ROLE_DATA_VIEWER, accounts["api"].member),
         IamMember("project", spec.project, ROLE_JOB_USER, accounts["api"].member),
-        # The ingest function only inserts rows (tabledata.insertAll): the table, not the dataset.
+        # The ingest function only inserts rows (tabledata.insertAll): it writes the table, not the dataset. A
+        # streaming insert also checks bigquery.datasets.get on the dataset ("Required permissions" of
+        # https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery), which a grant on the table cannot
+        # give: the dataset's metadata, read-only.
         IamMember("bigquery.table", spec.table_id, ROLE_DATA_EDITOR, accounts["ingest"].member),
+        IamMember("bigquery.dataset", dataset, ROLE_DATASET_METADATA, accounts["ingest"].member),
         IamMember("pubsub.topic", dlq_topic, ROLE_PUBLISHER, accounts["ingest"].member),
         # Pub/Sub itself moves undeliverable messages: it must publish to the dead-letter topic and
         # acknowledge (subscribe to) the source subscription.

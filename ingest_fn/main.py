@@ -17,7 +17,11 @@ from ingest_fn.logs import log
 from ingest_fn.settings import Settings
 
 
-def build(settings: Settings) -> Ingestor:
+def build(settings: Settings, *, credentials: Any = None, api_endpoint: str | None = None) -> Ingestor:
+    """The Ingestor with its clients. `api_endpoint` (with `credentials`) points both clients at one base URL that
+    speaks Google's REST APIs, as a stand-in for Google (tests run them against a fake of Google's APIs that
+    authorizes each call as the account whose token `credentials` carries); otherwise Application Default
+    Credentials, or the emulators."""
     from google.cloud import bigquery, pubsub_v1
 
     from ingest_fn.contract import EventValidator
@@ -25,15 +29,22 @@ def build(settings: Settings) -> Ingestor:
     from ingest_fn.group_commit import GroupCommitter
     from ingest_fn.sink import BigQuerySink
 
-    if settings.bigquery_endpoint:
-        from google.auth.credentials import AnonymousCredentials
-
-        bq = bigquery.Client(project=settings.project, credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": settings.bigquery_endpoint})
+    if api_endpoint:
+        bq = bigquery.Client(project=settings.project, credentials=credentials,
+                             client_options={"api_endpoint": api_endpoint})
+        # REST rather than gRPC: the same publish call, over the transport such an endpoint speaks.
+        publisher = pubsub_v1.PublisherClient(credentials=credentials, transport="rest",
+                                              client_options={"api_endpoint": api_endpoint})
     else:
-        bq = bigquery.Client(project=settings.project)
-    # PUBSUB_EMULATOR_HOST, when set, points the publisher at the emulator.
-    publisher = pubsub_v1.PublisherClient()
+        if settings.bigquery_endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            bq = bigquery.Client(project=settings.project, credentials=AnonymousCredentials(),
+                                 client_options={"api_endpoint": settings.bigquery_endpoint})
+        else:
+            bq = bigquery.Client(project=settings.project)
+        # PUBSUB_EMULATOR_HOST, when set, points the publisher at the emulator.
+        publisher = pubsub_v1.PublisherClient()
     return Ingestor(
         committer=GroupCommitter(BigQuerySink(bq, settings.table_id, settings.insert_timeout_s)),
         dead_letter=DeadLetter(publisher, settings.dead_letter_topic_path),

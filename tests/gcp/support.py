@@ -50,7 +50,8 @@ DEPLOYER_GRANTS = {
 EXPECTED_GRANTS = {
     (f"dataset {DATASET}", "READER", API_SA),
     (f"project {PROJECT}", "roles/bigquery.jobUser", API_SA),
-    (f"table {EVENTS_TABLE}", "roles/bigquery.dataEditor", INGEST_SA),  # the table only, not the dataset
+    (f"table {EVENTS_TABLE}", "roles/bigquery.dataEditor", INGEST_SA),  # writes the table, not the dataset
+    (f"dataset {DATASET}", "roles/bigquery.routineMetadataViewer", INGEST_SA),  # insertAll's datasets.get
     (DLQ_TOPIC, "roles/pubsub.publisher", INGEST_SA),
     (DLQ_TOPIC, "roles/pubsub.publisher", PUBSUB_AGENT),
     (INGEST_SUB, "roles/pubsub.subscriber", PUBSUB_AGENT),

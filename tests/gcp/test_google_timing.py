@@ -262,7 +262,9 @@ def test_the_ingest_account_edits_the_table_only_and_an_old_dataset_writer_is_re
     assert ltmctl("provision", "--yes").exit_code == 0
     held = grants(fake)
     assert (f"table {PROJECT}:ltm.events", "roles/bigquery.dataEditor", INGEST_SA) in held
-    assert not [g for g in held if g[0].startswith("dataset ") and g[2] == INGEST_SA]
+    # On the dataset it only reads metadata (a streaming insert checks bigquery.datasets.get there): no write role.
+    assert [g for g in held if g[0].startswith("dataset ") and g[2] == INGEST_SA] == [
+        (f"dataset {PROJECT}:ltm", "roles/bigquery.routineMetadataViewer", INGEST_SA)]
 
     # An older provision left WRITER on the whole dataset: the next one takes it away, and only it.
     dataset = fake.api(BigQueryApi).datasets[f"{PROJECT}:ltm"]

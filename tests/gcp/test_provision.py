@@ -219,7 +219,7 @@ def test_plan_shows_creates_then_no_change(fake, ltmctl):
     # Everything is to be created, but Resource Manager's API, which a new project has on.
     assert [r["resource"] for r in rows if r["action"] != "create"] == [
         f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
-    assert len(rows) == 12 + 5 + 2 + 6 + 8 + 9  # APIs, accounts, repository + bucket, pipeline, grants, deployer
+    assert len(rows) == 12 + 5 + 2 + 6 + 9 + 9  # APIs, accounts, repository + bucket, pipeline, grants, deployer
     assert fake.mutating_requests() == []
 
     table = ltmctl("provision", "--plan")

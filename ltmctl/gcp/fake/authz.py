@@ -49,6 +49,12 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
                             "https://cloud.google.com/bigquery/docs/running-queries#required_permissions"),
     "bigquery.jobs.getQueryResults": (("bigquery.jobs.get",),
                                       "https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/getQueryResults"),
+    # Streaming inserts: "bigquery.tables.updateData, bigquery.tables.get, bigquery.datasets.get" (Google's method
+    # data says the same). Each is checked on the resource its type names (`scope`): datasets.get on the dataset,
+    # which a grant on the table alone cannot give.
+    "bigquery.tabledata.insertAll": (("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.updateData"),
+                                     "https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery"
+                                     "#required_permissions"),
     "logging.entries.list": (("logging.logEntries.list",),
                              "https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list"),
 }
@@ -86,10 +92,38 @@ def check(fake: FakeGcp, member: str, match: Any, body: Any) -> None:
     resource = resource_of(fake, method.id, match.path, body)
     if resource.startswith("projects/_/buckets/") and not _bucket_exists(fake, resource.split("/")[3]):
         return  # Cloud Storage tells anyone that a bucket does not exist (404): the bucket namespace is global
+    if method.id in JOB_CREATOR_METHODS and _job_creator(fake, resource, match.path) == member:
+        return  # "when you create a job, you are automatically granted bigquery.jobs.get ... for that job"
     for permission in permissions_for(method.id):
-        require(fake, member, permission, resource)
+        require(fake, member, permission, scope(permission, resource))
     for permission, other in _also(method.id, resource, body or {}):
-        require(fake, member, permission, other)
+        require(fake, member, permission, scope(permission, other))
+
+
+# Methods on one job that its creator may always call (https://cloud.google.com/bigquery/docs/jobs-overview
+# #required_permissions: the creator is granted bigquery.jobs.get and bigquery.jobs.update on the job).
+JOB_CREATOR_METHODS = frozenset({"bigquery.jobs.get", "bigquery.jobs.getQueryResults", "bigquery.jobs.cancel"})
+
+
+def _job_creator(fake: FakeGcp, resource: str, path: dict[str, str]) -> str | None:
+    bq = fake.apis.get("BigQueryApi")
+    job = getattr(bq, "jobs", {}).get(f"{resource.split('/')[1]}:{path.get('jobId', '')}") if bq else None
+    return job.get("creator") if job else None
+
+
+def scope(permission: str, resource: str) -> str:
+    """Where IAM checks `permission` for a request on `resource`: on the resource of the permission's own type when
+    that is an ancestor (bigquery.datasets.get for a table is checked on its dataset; bigquery.jobs.create on the
+    project), so a grant below that level cannot satisfy it, as in IAM, where a policy only covers its resource
+    and what lies below it."""
+    collection = permission.split(".")[1] if permission.count(".") >= 2 else ""
+    parts = resource.split("/")
+    if permission.startswith("bigquery.jobs."):
+        return "/".join(parts[:2])
+    for i in range(1, len(parts), 2):
+        if parts[i - 1] == collection and parts[i] != "_":
+            return "/".join(parts[: i + 1])
+    return resource
 
 
 def _bucket_exists(fake: FakeGcp, bucket: str) -> bool:
@@ -269,4 +303,22 @@ def _also(method_id: str, resource: str, body: dict[str, Any]) -> list[tuple[str
         act_as((push.get("oidcToken") or {}).get("serviceAccountEmail"))
         if method_id == "pubsub.projects.subscriptions.create" and sub.get("topic"):
             out.append(("pubsub.topics.attachSubscription", sub["topic"]))
+    elif method_id in ("bigquery.jobs.insert", "bigquery.jobs.query"):
+        # A query reads every table it names: "BigQuery Data Viewer on all tables and views that your query
+        # references" (https://cloud.google.com/bigquery/docs/running-queries#required_permissions).
+        sql = ((body.get("configuration") or {}).get("query") or {}).get("query") or body.get("query") or ""
+        out += [("bigquery.tables.getData", table) for table in referenced_tables(sql, project)]
     return out
+
+
+def referenced_tables(sql: str, project: str) -> list[str]:
+    """The tables a query names in backticks (`project.dataset.table`, or `dataset.table` in the job's project),
+    as resource names: all the fake reads of SQL."""
+    out = []
+    for ref in re.findall(r"`([^`]+)`", sql):
+        parts = ref.split(".")
+        if len(parts) == 2:
+            parts = [project, *parts]
+        if len(parts) == 3 and all(parts):
+            out.append(f"projects/{parts[0]}/datasets/{parts[1]}/tables/{parts[2]}")
+    return list(dict.fromkeys(out))

@@ -1,9 +1,17 @@
 """BigQuery API v2: datasets (with their `access` list, BigQuery's dataset-level IAM) and tables (with their IAM
-policy, for grants narrower than a dataset)."""
+policy, for grants narrower than a dataset); streaming inserts (`tabledata.insertAll`: rows kept per table, rows that
+do not fit the table's schema refused row by row as BigQuery does); query jobs that are done at once.
+
+The fake does not evaluate SQL: a query job completes with no rows and the schema of the table it reads. What it
+does check is who may run it: `bigquery.jobs.create` on the project and `bigquery.tables.getData` on every table the
+query names (`ltmctl.gcp.fake.authz`)."""
 
 from __future__ import annotations
 
+import base64
+import re
 import time
+from datetime import datetime
 from typing import Any
 
 from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, etag, invalid
@@ -28,6 +36,8 @@ class BigQueryApi(Api):
         self.datasets: dict[str, dict[str, Any]] = {}  # "project:dataset" -> Dataset JSON
         self.tables: dict[str, dict[str, Any]] = {}  # "project:dataset.table" -> Table JSON
         self.policies = PolicyStore(fake)  # "project:dataset.table" -> the table's IAM policy
+        self.rows: dict[str, list[dict[str, Any]]] = {}  # "project:dataset.table" -> [{insertId, json}] streamed in
+        self.jobs: dict[str, dict[str, Any]] = {}  # "project:jobId" -> Job JSON, plus "creator" (not sent)
 
     def routes(self):
         d = "/bigquery/v2/projects/{project}/datasets"
@@ -47,6 +57,10 @@ class BigQueryApi(Api):
             ("DELETE", t + "/{table}", self.delete_table),
             ("POST", t + "/{table}:getIamPolicy", self.get_table_policy),
             ("POST", t + "/{table}:setIamPolicy", self.set_table_policy),
+            ("POST", t + "/{table}/insertAll", self.insert_all),
+            ("POST", "/bigquery/v2/projects/{project}/jobs", self.insert_job),
+            ("GET", "/bigquery/v2/projects/{project}/jobs/{job}", self.get_job),
+            ("GET", "/bigquery/v2/projects/{project}/queries/{job}", self.get_query_results),
         ]
 
     # --- datasets ----------------------------------------------------------------------------------------------
@@ -132,6 +146,7 @@ class BigQueryApi(Api):
                            reason="resourceInUse")
         for key in tables:
             del self.tables[key]
+            self.rows.pop(key, None)
         del self.datasets[current["id"]]
         return 204, {}
 
@@ -190,6 +205,7 @@ class BigQueryApi(Api):
     def delete_table(self, req: Request, project: str, dataset: str, table: str):
         current = self._table(project, dataset, table)
         del self.tables[current["id"]]
+        self.rows.pop(current["id"], None)
         self.policies.drop(current["id"])
         return 204, {}
 
@@ -199,6 +215,82 @@ class BigQueryApi(Api):
     def set_table_policy(self, req: Request, project: str, dataset: str, table: str):
         # Only version 1 exists for tables: no conditions.
         return self.policies.set(self._table(project, dataset, table)["id"], (req.data or {}).get("policy", {}))
+
+    # --- streaming inserts ------------------------------------------------------------------------------------
+
+    def insert_all(self, req: Request, project: str, dataset: str, table: str):
+        """BigQuery's answer: every row that does not fit gets `invalid` errors, and unless `skipInvalidRows` the
+        request stores nothing and the valid rows get `stopped`."""
+        current = self._table(project, dataset, table)
+        body = req.data or {}
+        fields = (current.get("schema") or {}).get("fields", [])
+        rows = body.get("rows") or []
+        errors = {i: _row_errors(fields, row.get("json") or {}, body.get("ignoreUnknownValues", False))
+                  for i, row in enumerate(rows)}
+        bad = {i for i, e in errors.items() if e}
+        skip = body.get("skipInvalidRows", False)
+        if not bad or skip:
+            stored = self.rows.setdefault(current["id"], [])
+            stored += [{"insertId": row.get("insertId"), "json": row.get("json") or {}}
+                       for i, row in enumerate(rows) if i not in bad]
+        out: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
+        if bad:
+            stopped = [{"reason": "stopped", "location": "", "debugInfo": "", "message": ""}]
+            out["insertErrors"] = [{"index": i, "errors": errors[i] if i in bad else stopped}
+                                   for i in range(len(rows)) if i in bad or not skip]
+        return out
+
+    # --- query jobs ---------------------------------------------------------------------------------------------
+
+    def insert_job(self, req: Request, project: str):
+        pid = self.fake.project_id(project)
+        body = dict(req.data or {})
+        config = body.get("configuration") or {}
+        query = (config.get("query") or {}).get("query")
+        if not query:
+            raise ApiError(501, "UNIMPLEMENTED", "fake: only query jobs are implemented.")
+        from ltmctl.gcp.fake.authz import referenced_tables
+
+        tables = []
+        for name in referenced_tables(query, pid):
+            _, ref_project, _, ref_dataset, _, ref_table = name.split("/")
+            tables.append(self._table(ref_project, ref_dataset, ref_table))  # 404 for a table that does not exist
+        ref = dict(body.get("jobReference") or {})
+        job_id = ref.get("jobId") or f"job_{self.fake.next_id()}"
+        key = f"{pid}:{job_id}"
+        if key in self.jobs:
+            raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Job {key}", reason="duplicate")
+        location = ref.get("location") or (tables[0]["location"] if tables else "US")
+        now = _millis()
+        schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
+        self.jobs[key] = {
+            "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
+            "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
+            "configuration": config, "status": {"state": "DONE"}, "user_email": req.principal.split(":", 1)[-1],
+            "statistics": {"creationTime": now, "startTime": now, "endTime": now, "totalBytesProcessed": "0",
+                           "query": {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
+                                     "statementType": "SELECT", "schema": schema}},
+            "creator": req.principal,
+        }
+        return self._job_json(key)
+
+    def _job(self, project: str, job: str) -> str:
+        key = f"{self.fake.project_id(project)}:{job}"
+        if key not in self.jobs:
+            raise ApiError(404, "NOT_FOUND", f"Not found: Job {key}", reason="notFound")
+        return key
+
+    def _job_json(self, key: str) -> dict[str, Any]:
+        return {k: v for k, v in self.jobs[key].items() if k != "creator"}
+
+    def get_job(self, req: Request, project: str, job: str):
+        return self._job_json(self._job(project, job))
+
+    def get_query_results(self, req: Request, project: str, job: str):
+        current = self.jobs[self._job(project, job)]
+        return {"kind": "bigquery#getQueryResultsResponse", "jobReference": current["jobReference"],
+                "jobComplete": True, "totalRows": "0", "schema": current["statistics"]["query"]["schema"],
+                "totalBytesProcessed": "0", "cacheHit": False}
 
     # --- for other fake APIs -----------------------------------------------------------------------------------
 
@@ -228,3 +320,76 @@ class BigQueryApi(Api):
         policy = rm.policies.policies.get(project, {}) if rm else {}
         return any(b["role"] in writers | {"roles/editor", "roles/owner"} and member in b.get("members", [])
                    for b in policy.get("bindings", []))
+
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}| UTC)?$")
+
+
+def _row_errors(fields: list[dict[str, Any]], row: Any, ignore_unknown: bool, prefix: str = "") -> list[dict[str, Any]]:
+    """BigQuery's `invalid` errors for one row of a streaming insert (the checks the fake knows: unknown fields,
+    missing required ones, values of the wrong type)."""
+    def invalid_at(location: str, message: str) -> dict[str, Any]:
+        return {"reason": "invalid", "location": location, "debugInfo": "", "message": message}
+
+    if not isinstance(row, dict):
+        return [invalid_at(prefix, "This field: is not a record.")]
+    by_name = {f["name"].lower(): f for f in fields}
+    errors = []
+    if not ignore_unknown:
+        errors += [invalid_at(prefix + key, f"no such field: {key}.") for key in row if key.lower() not in by_name]
+    for field in fields:
+        name = field["name"]
+        value = next((v for k, v in row.items() if k.lower() == name.lower()), None)
+        where = prefix + name
+        if value is None:
+            if field.get("mode") == "REQUIRED":
+                errors.append(invalid_at(where, f"Missing required field: {where}."))
+            continue
+        values = value if field.get("mode") == "REPEATED" else [value]
+        if field.get("mode") == "REPEATED" and not isinstance(value, list):
+            errors.append(invalid_at(where, f"Array specified for non-repeated field: {where}."))
+            continue
+        for item in values:
+            if field.get("type") in ("RECORD", "STRUCT"):
+                errors += _row_errors(field.get("fields", []), item, ignore_unknown, where + ".")
+            elif not _fits(field.get("type", "STRING"), item):
+                errors.append(invalid_at(where, f"Cannot convert value to {field.get('type', 'STRING').lower()}: "
+                                                f"{str(item)[:80]}; field: {where}."))
+    return errors
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == "JSON":
+        return True
+    if isinstance(value, (dict, list)):
+        return False
+    if kind == "STRING":
+        return isinstance(value, str)
+    if kind == "BYTES":
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            return False
+        return True
+    if kind in ("INTEGER", "INT64"):
+        return (isinstance(value, int) and not isinstance(value, bool)) or bool(re.fullmatch(r"[+-]?\d+", str(value)))
+    if kind in ("FLOAT", "FLOAT64", "NUMERIC", "BIGNUMERIC"):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return False
+        return not isinstance(value, bool)
+    if kind in ("BOOLEAN", "BOOL"):
+        return isinstance(value, bool) or str(value).lower() in ("true", "false")
+    if kind == "TIMESTAMP":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        text = str(value)
+        if not _TIMESTAMP.match(text):
+            return False
+        try:
+            datetime.fromisoformat(text.replace(" UTC", "+00:00").replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+    return True

@@ -1,4 +1,5 @@
-"""Pub/Sub API v1 (REST): topics, subscriptions, and the IAM policy of each.
+"""Pub/Sub API v1 (REST): topics, subscriptions, the IAM policy of each, and publishing (messages kept per topic,
+with the ids and publish times Pub/Sub gives them).
 
 A subscription expires as Pub/Sub's do: without `expirationPolicy` it gets the default, a ttl of 31 days; an empty
 `expirationPolicy` never expires; one idle (no create, update or delivery change) longer than its ttl on the fake's
@@ -43,6 +44,7 @@ class PubSubApi(Api):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.active: dict[str, float] = {}  # subscription -> last activity on the fake's clock
         self.policies = PolicyStore(fake)
+        self.published: dict[str, list[dict[str, Any]]] = {}  # topic -> PubsubMessage JSON, as stored
 
     def routes(self):
         t = "/v1/projects/{project}/topics"
@@ -56,6 +58,7 @@ class PubSubApi(Api):
             ("GET", t + "/{topic}/subscriptions", self.topic_subscriptions),
             ("GET", t + "/{topic}:getIamPolicy", self.get_topic_policy),
             ("POST", t + "/{topic}:setIamPolicy", self.set_topic_policy),
+            ("POST", t + "/{topic}:publish", self.publish),
             ("GET", s, self.list_subscriptions),
             ("PUT", s + "/{sub}", self.create_subscription),
             ("GET", s + "/{sub}", self.get_subscription),
@@ -117,6 +120,28 @@ class PubSubApi(Api):
 
     def set_topic_policy(self, req: Request, project: str, topic: str):
         return self.policies.set(self._topic(project, topic), (req.data or {}).get("policy", {}))
+
+    def publish(self, req: Request, project: str, topic: str):
+        """Pub/Sub refuses a batch with a message that has neither data nor attributes, or more than 1000."""
+        name = self._topic(project, topic)
+        messages = (req.data or {}).get("messages") or []
+        if not messages:
+            raise invalid("The request contains no messages.")
+        if len(messages) > 1000:
+            raise invalid(f"The value for message_count is too large. You passed {len(messages)} in the request, "
+                          "but the maximum value is 1000.")
+        for message in messages:
+            if not message.get("data") and not message.get("attributes"):
+                raise invalid("Some messages are empty. Each message must contain non-empty data, or at least one "
+                              "attribute.")
+        import datetime
+
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ids = []
+        for message in messages:
+            ids.append(str(self.fake.next_id()))
+            self.published.setdefault(name, []).append({**message, "messageId": ids[-1], "publishTime": now})
+        return {"messageIds": ids}
 
     # --- subscriptions ---------------------------------------------------------------------------------------
 

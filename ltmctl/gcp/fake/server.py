@@ -373,7 +373,7 @@ class FakeGcp:
         from ltmctl.gcp.fake import authz
 
         with self.lock:
-            return authz.holds(self, member, permission, authz._by_id(self, resource))
+            return authz.holds(self, member, permission, authz.scope(permission, authz._by_id(self, resource)))
 
     def clear_requests(self) -> None:
         with self.lock:
