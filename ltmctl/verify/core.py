@@ -145,7 +145,8 @@ def _field_differences(sent: dict[str, Any], row: dict[str, Any]) -> list[str]:
 
 def check_ready(run: Run) -> str:
     run.requests_before = _requests(run)
-    answer = run.probe.get("/readyz", authenticated=False)
+    # With a credential: on Cloud Run IAP guards every path, /readyz included.
+    answer = run.probe.get("/readyz", authenticated=True)
     if answer.status != 200:
         raise CheckFailed(f"/readyz answered {_describe(answer)}")
     return "/readyz → 200"

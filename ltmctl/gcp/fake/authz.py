@@ -35,6 +35,10 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "serviceusage.services.generateServiceIdentity": (
         ("serviceusage.services.enable",),
         "https://cloud.google.com/service-usage/docs/access-control (enabling a service creates its agent)"),
+    # Pulling, acknowledging and extending or releasing a lease: "pubsub.subscriptions.consume" on the subscription.
+    **{f"pubsub.projects.subscriptions.{verb}": (
+        ("pubsub.subscriptions.consume",), "https://cloud.google.com/pubsub/docs/access-control#required_permissions")
+       for verb in ("pull", "acknowledge", "modifyAckDeadline")},
     "pubsub.projects.subscriptions.modifyPushConfig": (
         ("pubsub.subscriptions.update",),
         "https://cloud.google.com/pubsub/docs/access-control#required_permissions"),
