@@ -10,7 +10,7 @@ import pytest
 
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from tests.gcp.conftest import Ltmctl
-from tests.gcp.support import INGEST_SA, DEPLOYER_SA, DLQ_KEEP_SUB, DLQ_TOPIC, MAIN_TOPIC, PROJECT
+from tests.gcp.support import VERIFY_GRANTS, INGEST_SA, DEPLOYER_SA, DLQ_KEEP_SUB, DLQ_TOPIC, MAIN_TOPIC, PROJECT
 from tests.gcp.verify_support import Pipeline
 
 DEPLOYER = DEPLOYER_SA.split(":", 1)[1]
@@ -111,3 +111,46 @@ def test_verify_fails_with_exit_4_and_names_the_check_when_iap_refuses(fake, dep
                            "an event published twice is counted once"}
     assert "HTTP 403" in failed["API ready"]["saw"]
     assert "roles/iap.httpsResourceAccessor" in failed["GET /get_data with a credential answers the event"]["hint"]
+
+
+# --- least privilege: each grant provision gives the deployer for verify is needed --------------------------------
+
+# The check each grant serves, and the permission its removal must be refused on.
+NEEDS = {
+    "roles/pubsub.publisher": ("event stored exactly once, as sent", "pubsub.topics.publish"),
+    "roles/bigquery.jobUser": ("event stored exactly once, as sent", "bigquery.jobs.create"),
+    "roles/bigquery.dataViewer": ("event stored exactly once, as sent", "bigquery.tables.getData"),
+    "roles/iam.serviceAccountTokenCreator": ("API ready", "iam.serviceAccounts.signJwt"),
+    "roles/iap.httpsResourceAccessor": ("API ready", "iap.webServiceVersions.accessViaIAP"),
+    "roles/pubsub.subscriber": ("an invalid event is dead-lettered with its reason", "pubsub.subscriptions.consume"),
+    "roles/monitoring.viewer": ("the API's requests show in metrics", "monitoring.timeSeries.list"),
+}
+
+
+def test_every_verify_grant_has_its_need_named():
+    assert {role for _, role, _ in VERIFY_GRANTS} == set(NEEDS)
+
+
+REMOVED = sorted(VERIFY_GRANTS)  # the meta-test in test_least_privilege.py reads this
+
+
+@pytest.mark.parametrize("grant", REMOVED, ids=lambda g: f"{g[1]} on {g[0]}")
+def test_each_verify_grant_is_needed_by_a_named_check(grant, fake, deployed):
+    from ltmctl.gcp.iamdata import role_permissions
+    from tests.gcp.support import revoke
+
+    ltmctl, _ = deployed
+    revoke(fake, grant)
+
+    result = ltmctl(*VERIFY)
+
+    assert result.exit_code == 4, f"verify passes without {grant[1]} on {grant[0]}: provision should not grant it"
+    check, permission = NEEDS[grant[1]]
+    failed = {c["name"]: c for c in _report(result)["checks"] if not c["ok"]}
+    assert check in failed, failed
+    if permission.startswith("iap."):  # refused by IAP, not by an API: the stand-in asked IAM
+        assert "HTTP 403" in failed[check]["saw"]
+    else:
+        assert permission in failed[check]["saw"], failed[check]["saw"]
+        assert any(r.denied_permission == permission for r in fake.requests if r.status == 403)
+    assert permission in role_permissions()[grant[1]]

@@ -189,6 +189,10 @@ def resource_of(fake: FakeGcp, method_id: str, path: dict[str, str], body: Any) 
             value = path[key]
             if value.startswith("operations/"):  # Service Usage's operations carry no project; the caller's
                 return f"projects/{fake.project}/{value}"
+            if value.startswith("projects/-/serviceAccounts/"):  # IAM Credentials: the project is the account's
+                email = value.rsplit("/", 1)[-1]
+                owner = email.split("@", 1)[-1].removesuffix(".iam.gserviceaccount.com")
+                return _by_id(fake, f"projects/{owner}/serviceAccounts/{email}")
             return _by_id(fake, value if "/" in value else f"projects/{value}")
     if method_id == "logging.entries.list":
         names = (body or {}).get("resourceNames") or []

@@ -19,6 +19,8 @@ def _b64(data: bytes) -> str:
 
 
 class IamCredentialsApi(Api):
+    # Checked and authorized like every other API: signJwt needs iam.serviceAccounts.signJwt on the account.
+    discovery = ("iamcredentials.v1",)
     service = "iamcredentials.googleapis.com"
     title = "IAM Service Account Credentials API"
 
