@@ -259,6 +259,8 @@ ROLE_DATASET_METADATA = "roles/bigquery.routineMetadataViewer"
 # Pub/Sub's agent mints the push invoker's OIDC tokens: projects whose Pub/Sub agent dates from before 2021-04-09
 # must grant it this (Google's "Authentication for push subscriptions"); on the invoker account only.
 ROLE_TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
+ROLE_IAP_ACCESSOR = "roles/iap.httpsResourceAccessor"  # pass IAP (iap.webServiceVersions.accessViaIAP, nothing else)
+ROLE_MONITORING_VIEWER = "roles/monitoring.viewer"
 PUSH_TOKEN_CREATOR_BEFORE = "2021-04-09"  # "on or before April 8, 2021"
 
 
@@ -416,6 +418,30 @@ def deployer_grants(spec: GcpSpec) -> list[IamMember]:
         IamMember("artifactregistry.repository", spec.repository_name, ROLE_REGISTRY_WRITER, deployer),
         # A build that runs as a user-specified account with CLOUD_LOGGING_ONLY writes its log as that account.
         IamMember("project", spec.project, ROLE_LOG_WRITER, deployer),
+        *verify_grants(spec),
+    ]
+
+
+def verify_grants(spec: GcpSpec) -> list[IamMember]:
+    """What `ltmctl verify`, the build's step after deploy, needs as the deployer: publish its test events, read
+    them back, call the API through IAP with a JWT it signs for itself, take its own dead letter, read the API's
+    request count. Each on the one resource it needs, except where Google has no narrower level."""
+    p, accounts = spec.pipeline, spec.accounts
+    deployer = accounts["deployer"]
+    return [
+        IamMember("pubsub.topic", f"projects/{p.project}/topics/{p.topic}", ROLE_PUBLISHER, deployer.member),
+        # Query jobs are created in the project (no narrower level); the rows are read from the events table only.
+        IamMember("project", spec.project, ROLE_JOB_USER, deployer.member),
+        IamMember("bigquery.table", spec.table_id, ROLE_DATA_VIEWER, deployer.member),
+        # signJwt on itself alone: the JWT IAP accepts from a program, signed with its Google-managed key.
+        IamMember("iam.service_account", deployer.key, ROLE_TOKEN_CREATOR, deployer.member),
+        # Passing IAP: the API service's own IAP resource exists only with the service, and deploy keeps its
+        # accessor binding equal to iap.members; "all web services" is the narrowest level provision can grant on.
+        IamMember("iap.web", spec.iap_web, ROLE_IAP_ACCESSOR, deployer.member),
+        IamMember("pubsub.subscription", f"projects/{p.project}/subscriptions/{p.dead_letter_subscription}",
+                  ROLE_SUBSCRIBER, deployer.member),
+        # timeSeries.list is project-level only; monitoring.viewer is the role Google makes for reading metrics.
+        IamMember("project", spec.project, ROLE_MONITORING_VIEWER, deployer.member),
     ]
 
 

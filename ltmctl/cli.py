@@ -25,6 +25,7 @@ from ltmctl.commands import provision as provision_cmd
 from ltmctl.commands import publish as publish_cmd
 from ltmctl.commands import query as query_cmd
 from ltmctl.commands import status as status_cmd
+from ltmctl.commands import verify as verify_cmd
 from ltmctl.errors import LtmctlError
 
 
@@ -77,6 +78,7 @@ app.command("init")(init_cmd.init)
 app.command("provision")(provision_cmd.provision)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("status")(status_cmd.status)
+app.command("verify")(verify_cmd.verify)
 app.command("destroy")(destroy_cmd.destroy)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)

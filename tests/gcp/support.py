@@ -45,6 +45,18 @@ DEPLOYER_GRANTS = {
     (IAP_WEB, "roles/iap.settingsAdmin", DEPLOYER_SA),
     (REPOSITORY, "roles/artifactregistry.writer", DEPLOYER_SA),
 }
+MAIN_TOPIC = f"projects/{PROJECT}/topics/ltm-events"
+DLQ_KEEP_SUB = f"projects/{PROJECT}/subscriptions/ltm-events-dlq-keep"
+# What `ltmctl verify` (cloudbuild.yaml's step after deploy) needs as the deployer, in either ingest mode.
+VERIFY_GRANTS = {
+    (MAIN_TOPIC, "roles/pubsub.publisher", DEPLOYER_SA),
+    (f"project {PROJECT}", "roles/bigquery.jobUser", DEPLOYER_SA),
+    (f"table {EVENTS_TABLE}", "roles/bigquery.dataViewer", DEPLOYER_SA),
+    (account(DEPLOYER_SA), "roles/iam.serviceAccountTokenCreator", DEPLOYER_SA),
+    (IAP_WEB, "roles/iap.httpsResourceAccessor", DEPLOYER_SA),
+    (DLQ_KEEP_SUB, "roles/pubsub.subscriber", DEPLOYER_SA),
+    (f"project {PROJECT}", "roles/monitoring.viewer", DEPLOYER_SA),
+}
 
 # Exactly what provision grants, and nothing else (dataset roles in BigQuery's legacy names).
 EXPECTED_GRANTS = {
@@ -58,6 +70,7 @@ EXPECTED_GRANTS = {
     (f"bucket {STAGING_BUCKET}", "roles/storage.objectAdmin", BUILDER_SA),
     (REPOSITORY, "roles/artifactregistry.writer", BUILDER_SA),
     *DEPLOYER_GRANTS,
+    *VERIFY_GRANTS,
 }
 
 

@@ -38,15 +38,15 @@ def test_user_substitutions_have_defaults():
     assert used <= set(PIPELINE["substitutions"])
 
 
-def test_steps_run_test_then_build_then_push_then_deploy():
+def test_steps_run_audit_and_test_then_build_then_push_then_deploy_then_verify():
     ids = [s["id"] for s in PIPELINE["steps"]]
-    assert ids[0] == "test"
+    assert ids[:2] == ["audit", "test"]
     assert "pytest" in " ".join(STEPS["test"]["args"])
     for component in ("api", "ingest"):
-        assert STEPS[f"build-{component}"]["waitFor"] == ["test"]
+        assert STEPS[f"build-{component}"]["waitFor"] == ["test", "audit"]
         assert STEPS[f"push-{component}"]["waitFor"] == [f"build-{component}"]
     assert set(STEPS["deploy"]["waitFor"]) == {"push-api", "push-ingest"}
-    assert ids.index("deploy") == len(ids) - 1
+    assert ids[-2:] == ["deploy", "verify"]
 
 
 def test_images_are_built_from_the_dockerfiles_in_the_repository_and_pushed_as_built():

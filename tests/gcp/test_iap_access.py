@@ -82,6 +82,10 @@ def caller_config(fake, tmp_path, monkeypatch):
     fake.enable("iamcredentials.googleapis.com")
     fake.api(IamApi).accounts[CALLER] = {"name": f"projects/{PROJECT}/serviceAccounts/{CALLER}", "email": CALLER,
                                          "projectId": PROJECT, "uniqueId": "100000000000000000777"}
+    # Who may sign as it (README: `gcloud iam service-accounts add-iam-policy-binding ... serviceAccountTokenCreator`):
+    # roles/owner does not hold iam.serviceAccounts.signJwt.
+    fake.api(IamApi).policies.policies[CALLER] = {
+        "bindings": [{"role": "roles/iam.serviceAccountTokenCreator", "members": [fake.owner]}], "etag": "BwY="}
     return make_project(tmp_path, TEST_CONFIG + f"    iap: {{members: [serviceAccount:{CALLER}], "
                                                 f"service_account: {CALLER}}}\n")
 

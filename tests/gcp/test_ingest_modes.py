@@ -73,8 +73,9 @@ def test_bigquery_mode_on_an_empty_project(run, fake):
     assert ours(grants(fake)) == BIGQUERY_GRANTS
     assert {g[0] for g in ours(grants(fake)) if g[1] == "roles/iam.serviceAccountUser"} == {account(API_SA)}
     table_policy_writes = fake.find("POST", r"/tables/events:setIamPolicy$")
-    # Three grants on the table (the ingest account's, Pub/Sub's agent's, the deployer's), one write each.
-    assert len(table_policy_writes) == 3 and all(w.body["policy"].get("etag") for w in table_policy_writes)
+    # Four grants on the table (the ingest account's, Pub/Sub's agent's, the deployer's two: metadata for deploy,
+    # data for verify), one write each.
+    assert len(table_policy_writes) == 4 and all(w.body["policy"].get("etag") for w in table_policy_writes)
 
     # No ingest service: nothing built or rolled out for it.
     assert list(fake.api(CloudRunApi).services) == [f"projects/{PROJECT}/locations/us-central1/services/ltm-api"]

@@ -249,7 +249,8 @@ def test_each_grant_provision_gives_the_builder_is_needed_by_the_build(grant, fa
 
 def test_every_grant_provision_makes_has_a_test_that_removes_it():
     """Adding a grant to provision without proving it needed fails here: each grant in EXPECTED_GRANTS is removed by
-    one of the parameterized tests (the CI deployer's, the builder's, the runtime accounts', Pub/Sub's agent's)."""
+    one of the parameterized tests (the CI deployer's, the builder's, the runtime accounts', Pub/Sub's agent's, and
+    the deployer's for `ltmctl verify` in tests/gcp/test_verify_gcp.py)."""
     from tests.gcp import test_runtime_identities as runtime
     from tests.gcp.support import DATASET, EVENTS_TABLE, PUBSUB_AGENT
 
@@ -258,5 +259,8 @@ def test_every_grant_provision_makes_has_a_test_that_removes_it():
     runtime_grants = {(places.get(p.values[0], p.values[0]), legacy.get(p.values[1], p.values[1]), p.values[2])
                       for p in runtime.GRANTS}
     agent_grants = {(p.values[0], p.values[1], PUBSUB_AGENT) for p in runtime.AGENT_NEEDS}
-    covered = set(DEPLOYER_GRANTS) | set(BUILDER_GRANTS) | runtime_grants | agent_grants
+    from tests.gcp import test_verify_gcp as verify
+
+    verify_grants = set(verify.REMOVED)  # what its parameterized removal runs over
+    covered = set(DEPLOYER_GRANTS) | set(BUILDER_GRANTS) | runtime_grants | agent_grants | verify_grants
     assert covered == EXPECTED_GRANTS, (EXPECTED_GRANTS - covered, covered - EXPECTED_GRANTS)

@@ -15,6 +15,7 @@ from tests.gcp.support import (
     DEPLOYER_SA,
     DLQ_TOPIC,
     EXPECTED_GRANTS,
+    VERIFY_GRANTS,
     IAP_WEB,
     INGEST_SUB,
     INVOKER_SA,
@@ -135,30 +136,33 @@ def test_the_builder_account_is_configurable_and_only_builds_need_it(fake, ltmct
 def test_the_ci_deployer_gets_what_ci_needs_and_nothing_broader(fake, ltmctl):
     assert ltmctl("provision", "--yes").exit_code == 0
     held = {(r, role) for r, role, m in grants(fake) if m == DEPLOYER_SA}
-    assert held == {(r, role) for r, role, _ in DEPLOYER_GRANTS}
-    # On the project only what has no narrower place: Cloud Run (the services come with the first deploy) and
-    # writing the build's log.
-    assert {role for r, role in held if r.startswith("project ")} == {"roles/run.admin", "roles/logging.logWriter"}
+    assert held == {(r, role) for r, role, _ in DEPLOYER_GRANTS | VERIFY_GRANTS}
+    # On the project only what has no narrower place: Cloud Run (the services come with the first deploy),
+    # writing the build's log, and for verify creating query jobs and reading metrics.
+    assert {role for r, role in held if r.startswith("project ")} == {
+        "roles/run.admin", "roles/logging.logWriter", "roles/bigquery.jobUser", "roles/monitoring.viewer"}
 
     # actAs on the three accounts deploy runs something as, each through that account's own policy, read at
     # version 3 (a query parameter: IAM's getIamPolicy takes no body) and written back with its etag; none on the
-    # builder or on itself.
+    # builder; on itself only signJwt (verify's JWT for IAP).
     reads = fake.find("POST", r"/serviceAccounts/[^/]+:getIamPolicy$")
     assert reads and all(r.query == {"options.requestedPolicyVersion": "3"} and r.body is None and not r.raw
                          for r in reads)
     writes = fake.find("POST", r"/serviceAccounts/[^/]+:setIamPolicy$")
     assert sorted(w.path.split("/serviceAccounts/")[1].split("@")[0] for w in writes) == [
-        "ltm-api", "ltm-ingest", "ltm-push-invoker"]
+        "ltm-api", "ltm-deployer", "ltm-ingest", "ltm-push-invoker"]
     for w in writes:
-        assert w.body["policy"]["bindings"] == [{"role": "roles/iam.serviceAccountUser", "members": [DEPLOYER_SA]}]
+        role = "roles/iam.serviceAccountTokenCreator" if "/ltm-deployer@" in w.path else "roles/iam.serviceAccountUser"
+        assert w.body["policy"]["bindings"] == [{"role": role, "members": [DEPLOYER_SA]}]
         assert w.body["policy"]["etag"]
 
     # IAP policies of the project's web services (IAP names the project by number), not IAP on the whole project.
     # One grant per write: IAP policies, then IAP settings (deploy writes the API service's programmatic clients).
-    first, second = fake.find("POST", r"/iap_web:setIamPolicy$")
-    assert first.path == second.path == f"/v1/{IAP_WEB}:setIamPolicy"
-    assert second.body["policy"]["bindings"] == [{"role": "roles/iap.admin", "members": [DEPLOYER_SA]},
-                                                 {"role": "roles/iap.settingsAdmin", "members": [DEPLOYER_SA]}]
+    *_, last = iap_writes = fake.find("POST", r"/iap_web:setIamPolicy$")
+    assert len(iap_writes) == 3 and {w.path for w in iap_writes} == {f"/v1/{IAP_WEB}:setIamPolicy"}
+    assert sorted(b["role"] for b in last.body["policy"]["bindings"]) == [
+        "roles/iap.admin", "roles/iap.httpsResourceAccessor", "roles/iap.settingsAdmin"]
+    assert all(b["members"] == [DEPLOYER_SA] for b in last.body["policy"]["bindings"])
 
 
 def test_the_deployer_account_is_configurable(fake, ltmctl, config_path):
@@ -167,7 +171,8 @@ def test_the_deployer_account_is_configurable(fake, ltmctl, config_path):
     config_path.write_text(TEST_CONFIG + "    gcp: {service_accounts: {deployer: ci-deployer}}\n")
     assert ltmctl("provision", "--yes").exit_code == 0
     deployer = f"serviceAccount:ci-deployer@{PROJECT}.iam.gserviceaccount.com"
-    assert {(r, role) for r, role, m in grants(fake) if m == deployer} == {(r, role) for r, role, _ in DEPLOYER_GRANTS}
+    assert {(r, role) for r, role, m in grants(fake) if m == deployer} == {
+        (r.replace("ltm-deployer@", "ci-deployer@"), role) for r, role, _ in DEPLOYER_GRANTS | VERIFY_GRANTS}
     assert not any(m == DEPLOYER_SA for *_, m in grants(fake))
 
 
@@ -219,7 +224,8 @@ def test_plan_shows_creates_then_no_change(fake, ltmctl):
     # Everything is to be created, but Resource Manager's API, which a new project has on.
     assert [r["resource"] for r in rows if r["action"] != "create"] == [
         f"projects/{PROJECT}/services/cloudresourcemanager.googleapis.com"]
-    assert len(rows) == 12 + 5 + 2 + 6 + 9 + 9  # APIs, accounts, repository + bucket, pipeline, grants, deployer
+    assert len(rows) == 12 + 5 + 2 + 6 + 9 + 9 + 7  # APIs, accounts, repository + bucket, pipeline, grants, deployer,
+    # and the deployer's for `ltmctl verify`
     assert fake.mutating_requests() == []
 
     table = ltmctl("provision", "--plan")

@@ -35,6 +35,10 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "serviceusage.services.generateServiceIdentity": (
         ("serviceusage.services.enable",),
         "https://cloud.google.com/service-usage/docs/access-control (enabling a service creates its agent)"),
+    # Pulling, acknowledging and extending or releasing a lease: "pubsub.subscriptions.consume" on the subscription.
+    **{f"pubsub.projects.subscriptions.{verb}": (
+        ("pubsub.subscriptions.consume",), "https://cloud.google.com/pubsub/docs/access-control#required_permissions")
+       for verb in ("pull", "acknowledge", "modifyAckDeadline")},
     "pubsub.projects.subscriptions.modifyPushConfig": (
         ("pubsub.subscriptions.update",),
         "https://cloud.google.com/pubsub/docs/access-control#required_permissions"),
@@ -185,6 +189,10 @@ def resource_of(fake: FakeGcp, method_id: str, path: dict[str, str], body: Any) 
             value = path[key]
             if value.startswith("operations/"):  # Service Usage's operations carry no project; the caller's
                 return f"projects/{fake.project}/{value}"
+            if value.startswith("projects/-/serviceAccounts/"):  # IAM Credentials: the project is the account's
+                email = value.rsplit("/", 1)[-1]
+                owner = email.split("@", 1)[-1].removesuffix(".iam.gserviceaccount.com")
+                return _by_id(fake, f"projects/{owner}/serviceAccounts/{email}")
             return _by_id(fake, value if "/" in value else f"projects/{value}")
     if method_id == "logging.entries.list":
         names = (body or {}).get("resourceNames") or []

@@ -2,7 +2,10 @@
 policy, for grants narrower than a dataset); streaming inserts (`tabledata.insertAll`: rows kept per table, rows that
 do not fit the table's schema refused row by row as BigQuery does); query jobs that are done at once.
 
-The fake does not evaluate SQL: a query job completes with no rows and the schema of the table it reads. What it
+The fake does not evaluate SQL, except one shape: `SELECT * FROM `table` WHERE col = @param [AND ...]` answers the
+rows insertAll stored whose columns equal those parameters (other conditions, such as a look-back window on the
+partition column, are not evaluated; verify's lookups by event id have that shape). Any other query job completes
+with no rows and the schema of the table it reads. What it
 does check is who may run it: `bigquery.jobs.create` on the project and `bigquery.tables.getData` on every table the
 query names (`ltmctl.gcp.fake.authz`)."""
 
@@ -263,6 +266,8 @@ class BigQueryApi(Api):
         location = ref.get("location") or (tables[0]["location"] if tables else "US")
         now = _millis()
         schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
+        rows = _lookup(query, (config.get("query") or {}).get("queryParameters") or [],
+                       self.rows.get(tables[0]["id"], []) if len(tables) == 1 else [], schema)
         self.jobs[key] = {
             "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
             "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
@@ -270,7 +275,7 @@ class BigQueryApi(Api):
             "statistics": {"creationTime": now, "startTime": now, "endTime": now, "totalBytesProcessed": "0",
                            "query": {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
                                      "statementType": "SELECT", "schema": schema}},
-            "creator": req.principal,
+            "creator": req.principal, "rows": rows,
         }
         return self._job_json(key)
 
@@ -281,7 +286,7 @@ class BigQueryApi(Api):
         return key
 
     def _job_json(self, key: str) -> dict[str, Any]:
-        return {k: v for k, v in self.jobs[key].items() if k != "creator"}
+        return {k: v for k, v in self.jobs[key].items() if k not in ("creator", "rows")}
 
     def get_job(self, req: Request, project: str, job: str):
         return self._job_json(self._job(project, job))
@@ -289,7 +294,8 @@ class BigQueryApi(Api):
     def get_query_results(self, req: Request, project: str, job: str):
         current = self.jobs[self._job(project, job)]
         return {"kind": "bigquery#getQueryResultsResponse", "jobReference": current["jobReference"],
-                "jobComplete": True, "totalRows": "0", "schema": current["statistics"]["query"]["schema"],
+                "jobComplete": True, "totalRows": str(len(current["rows"])), "rows": current["rows"],
+                "schema": current["statistics"]["query"]["schema"],
                 "totalBytesProcessed": "0", "cacheHit": False}
 
     # --- for other fake APIs -----------------------------------------------------------------------------------
@@ -320,6 +326,43 @@ class BigQueryApi(Api):
         policy = rm.policies.policies.get(project, {}) if rm else {}
         return any(b["role"] in writers | {"roles/editor", "roles/owner"} and member in b.get("members", [])
                    for b in policy.get("bindings", []))
+
+
+_LOOKUP = re.compile(r"^\s*SELECT \* FROM `[^`]+`\s+WHERE\s+(?P<where>.+?)\s*$", re.S | re.I)
+_EQUALS = re.compile(r"^\s*(\w+)\s*=\s*@(\w+)\s*$")
+
+
+def _lookup(query: str, parameters: list[dict[str, Any]], stored: list[dict[str, Any]],
+            schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored rows a `SELECT * ... WHERE col = @p AND ...` query selects, in the REST shape getQueryResults
+    answers with (`{"f": [{"v": ...}]}`, timestamps as int64 microseconds, JSON as text); [] for anything else."""
+    import json
+
+    match = _LOOKUP.match(query)
+    if match is None:
+        return []
+    values = {p.get("name"): (p.get("parameterValue") or {}).get("value") for p in parameters}
+    wanted = {}
+    for condition in re.split(r"\s+AND\s+", match["where"], flags=re.I):
+        equal = _EQUALS.match(condition)
+        if equal:
+            wanted[equal[1]] = values.get(equal[2])
+    if not wanted:
+        return []
+    fields = schema.get("fields", [])
+
+    def cell(field: dict[str, Any], value: Any) -> Any:
+        if value is None:
+            return None
+        if field.get("type") == "TIMESTAMP":
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return str(int(when.timestamp() * 1_000_000))
+        if field.get("type") == "JSON":
+            return json.dumps(value)
+        return str(value)
+
+    return [{"f": [{"v": cell(f, row["json"].get(f["name"]))} for f in fields]} for row in stored
+            if all(str(row["json"].get(col)) == str(value) for col, value in wanted.items())]
 
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}| UTC)?$")

@@ -19,6 +19,8 @@ def _b64(data: bytes) -> str:
 
 
 class IamCredentialsApi(Api):
+    # Checked and authorized like every other API: signJwt needs iam.serviceAccounts.signJwt on the account.
+    discovery = ("iamcredentials.v1",)
     service = "iamcredentials.googleapis.com"
     title = "IAM Service Account Credentials API"
 
@@ -60,3 +62,16 @@ class IamCredentialsApi(Api):
         # Not RSA (the fake has only the standard library): a stand-in signature, unique per key and claims.
         signature = _b64(hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
         return {"keyId": key_id, "signedJwt": f"{header}.{payload}.{signature}"}
+
+    # --- for stand-ins of what checks these JWTs (IAP) -----------------------------------------------------------
+
+    def verify(self, token: str) -> dict | None:
+        """The claims of a JWT this fake signed and nobody altered; None for anything else."""
+        try:
+            header, payload, signature = token.split(".")
+        except ValueError:
+            return None
+        expected = _b64(hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, signature):
+            return None
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

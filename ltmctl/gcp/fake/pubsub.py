@@ -45,6 +45,9 @@ class PubSubApi(Api):
         self.active: dict[str, float] = {}  # subscription -> last activity on the fake's clock
         self.policies = PolicyStore(fake)
         self.published: dict[str, list[dict[str, Any]]] = {}  # topic -> PubsubMessage JSON, as stored
+        # subscription -> ackId -> [message, leased]: what a pull subscription holds, from its creation on (a push or
+        # BigQuery subscription is delivered by the test that plays Pub/Sub's part, not from here).
+        self.backlog: dict[str, dict[str, list[Any]]] = {}
 
     def routes(self):
         t = "/v1/projects/{project}/topics"
@@ -65,6 +68,9 @@ class PubSubApi(Api):
             ("PATCH", s + "/{sub}", self.update_subscription),
             ("DELETE", s + "/{sub}", self.delete_subscription),
             ("POST", s + "/{sub}:modifyPushConfig", self.modify_push_config),
+            ("POST", s + "/{sub}:pull", self.pull),
+            ("POST", s + "/{sub}:acknowledge", self.acknowledge),
+            ("POST", s + "/{sub}:modifyAckDeadline", self.modify_ack_deadline),
             ("GET", s + "/{sub}:getIamPolicy", self.get_subscription_policy),
             ("POST", s + "/{sub}:setIamPolicy", self.set_subscription_policy),
         ]
@@ -140,7 +146,11 @@ class PubSubApi(Api):
         ids = []
         for message in messages:
             ids.append(str(self.fake.next_id()))
-            self.published.setdefault(name, []).append({**message, "messageId": ids[-1], "publishTime": now})
+            stored = {**message, "messageId": ids[-1], "publishTime": now}
+            self.published.setdefault(name, []).append(stored)
+            for sub_name, sub in self.subscriptions.items():
+                if sub.get("topic") == name:
+                    self.backlog.setdefault(sub_name, {})[f"ack-{self.fake.next_id()}"] = [stored, False]
         return {"messageIds": ids}
 
     # --- subscriptions ---------------------------------------------------------------------------------------
@@ -253,8 +263,47 @@ class PubSubApi(Api):
     def delete_subscription(self, req: Request, project: str, sub: str):
         name = self._sub(project, sub)
         del self.subscriptions[name]
+        self.backlog.pop(name, None)
         self.active.pop(name, None)
         self.policies.drop(name)
+        return {}
+
+    def pull(self, req: Request, project: str, sub: str):
+        """Up to maxMessages messages not leased to anyone, each leased until acknowledged or released (the fake
+        has no ack-deadline clock: a lease ends by acknowledge or modifyAckDeadline 0). Empty when none."""
+        name = self._sub(project, sub)
+        wanted = int((req.data or {}).get("maxMessages") or 0)
+        if wanted <= 0:
+            raise invalid("max_messages must be a positive integer.")
+        out = []
+        for ack_id, entry in self.backlog.get(name, {}).items():
+            if len(out) == wanted:
+                break
+            if not entry[1]:
+                entry[1] = True
+                out.append({"ackId": ack_id, "message": entry[0], "deliveryAttempt": 1})
+        self._touch(name)
+        return {"receivedMessages": out} if out else {}
+
+    def _leases(self, req: Request, project: str, sub: str) -> tuple[dict[str, list[Any]], list[str]]:
+        name = self._sub(project, sub)
+        ack_ids = (req.data or {}).get("ackIds") or []
+        if not ack_ids:
+            raise invalid("No ack ids specified.")
+        return self.backlog.get(name, {}), ack_ids
+
+    def acknowledge(self, req: Request, project: str, sub: str):
+        held, ack_ids = self._leases(req, project, sub)
+        for ack_id in ack_ids:
+            held.pop(ack_id, None)  # an unknown or expired ack id is ignored, as Pub/Sub does
+        return {}
+
+    def modify_ack_deadline(self, req: Request, project: str, sub: str):
+        held, ack_ids = self._leases(req, project, sub)
+        if int((req.data or {}).get("ackDeadlineSeconds") or 0) == 0:
+            for ack_id in ack_ids:
+                if ack_id in held:
+                    held[ack_id][1] = False
         return {}
 
     def modify_push_config(self, req: Request, project: str, sub: str):
