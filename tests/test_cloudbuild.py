@@ -13,8 +13,8 @@ from tests.conftest import REPO
 
 # Substitutions Cloud Build provides itself (cloud.google.com/build/docs/configuring-builds/substitute-variable-values).
 BUILT_IN = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA", "REVISION_ID",
-            "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME", "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH",
-            "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
+            "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME", "REF_NAME",
+            "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ def verify(
     timeout: Annotated[float, typer.Option("--timeout", min=5, max=3600,
                                            help="Seconds the checks may wait for the pipeline in all.")] = 120,
     metrics_wait: Annotated[float | None, typer.Option(
-        "--metrics-wait", min=0, max=1800, help="Seconds to wait for the API's requests to show in metrics "
-                                                "(default: 10 locally, 300 on gcp, where Cloud Monitoring lags).")] = None,
+        "--metrics-wait", min=0, max=1800,
+        help="Seconds to wait for the API's requests to show in metrics (default: 10 locally, 300 on gcp, where "
+             "Cloud Monitoring lags).")] = None,
     service_account: Annotated[str | None, typer.Option(
         "--service-account", help="GCP: the account that signs its own JWT for IAP (default: iap.service_account, "
                                   "else the account of Application Default Credentials).")] = None,

@@ -11,5 +11,6 @@ from api_service.settings import Settings
 
 def from_env():
     app = create_app(Settings.from_env())
-    app.dependency_overrides[require_identity] = lambda: Identity(email="anyone@example.com", subject=None)  # the broken part
+    # The broken part: every request passes as somebody.
+    app.dependency_overrides[require_identity] = lambda: Identity(email="anyone@example.com", subject=None)
     return app

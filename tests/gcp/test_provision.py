@@ -15,7 +15,6 @@ from tests.gcp.support import (
     DEPLOYER_SA,
     DLQ_TOPIC,
     EXPECTED_GRANTS,
-    VERIFY_GRANTS,
     IAP_WEB,
     INGEST_SUB,
     INVOKER_SA,
@@ -23,6 +22,7 @@ from tests.gcp.support import (
     PROJECT,
     REPOSITORY,
     STAGING_BUCKET,
+    VERIFY_GRANTS,
     grants,
     ours,
 )

@@ -10,7 +10,7 @@ import pytest
 
 from ltmctl.gcp.fake.pubsub import PubSubApi
 from tests.gcp.conftest import Ltmctl
-from tests.gcp.support import VERIFY_GRANTS, INGEST_SA, DEPLOYER_SA, DLQ_KEEP_SUB, DLQ_TOPIC, MAIN_TOPIC, PROJECT
+from tests.gcp.support import DEPLOYER_SA, DLQ_KEEP_SUB, DLQ_TOPIC, INGEST_SA, MAIN_TOPIC, PROJECT, VERIFY_GRANTS
 from tests.gcp.verify_support import Pipeline
 
 DEPLOYER = DEPLOYER_SA.split(":", 1)[1]
