@@ -101,15 +101,28 @@ def state_file(resolved: Resolved) -> Path:
 
 def read_state(resolved: Resolved) -> StackState | None:
     path = state_file(resolved)
+    hint = (f"Stop any leftover processes of the stack by hand (see `ps -ef`), then delete {path} and run "
+            "`ltmctl local up`.")
     try:
-        raw = json.loads(path.read_text())
-        raw["pieces"] = {name: PieceState(**p) for name, p in raw["pieces"].items()}
-        return StackState(**raw)
+        raw = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise BackendError(f"{path} is a directory, not the stack's state file.", hint=hint) from None
+    except OSError as exc:
+        raise BackendError(f"Cannot read {path}: {exc.strerror or exc}.", hint=hint) from None
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise BackendError(f"{path} is damaged: {exc}.", hint=hint) from None
+    try:
+        if not isinstance(raw, dict) or not isinstance(raw.get("pieces"), dict):
+            raise TypeError("expected an object whose `pieces` is an object of pieces")
+        raw["pieces"] = {name: PieceState(**p) for name, p in raw["pieces"].items()}
+        state = StackState(**raw)
+        if not isinstance(state.ports, dict):
+            raise TypeError("`ports` must be an object")
+        return state
     except (ValueError, TypeError, KeyError) as exc:
-        raise BackendError(f"{path} is damaged: {exc}.",
-                           hint=f"Stop any leftover processes by hand, then delete {path}.") from None
+        raise BackendError(f"{path} is damaged: {exc}.", hint=hint) from None
 
 
 def _write_state(resolved: Resolved, state: StackState) -> None:
