@@ -1,7 +1,6 @@
 """A broken config or state file is a clear error with its exit code, naming the file (and line and key for
 config), never a traceback and never a hang."""
 
-import json
 import os
 import subprocess
 import sys
