@@ -627,7 +627,8 @@ def _start(piece: Piece, log_dir: Path, cwd: Path) -> PieceState:
     # The services must not inherit a caller's emulator settings that point elsewhere.
     if piece.name in ("pubsub", "bigquery"):
         env.pop("PUBSUB_EMULATOR_HOST", None)
-    env["PYTHONPATH"] = os.pathsep.join([_code_root(), *filter(None, [os.environ.get("PYTHONPATH")])])
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_code_root(), *inherited]))
     proc = processes.spawn(piece.argv, log, env, cwd)
     return PieceState(piece.name, proc.pid, proc.start_ticks, piece.port, str(log), piece.health_path,
                       piece.argv, piece.env)
