@@ -403,15 +403,20 @@ def _drain(resolved: Resolved, state: StackState, drain_s: float, report: Report
     deadline = time.monotonic() + drain_s
     ingest, bigquery = state.pieces.get("ingest"), state.pieces.get("bigquery")
     base = _ingest_processed(state)
-    last_count = time.monotonic()
+    last_count = reported = time.monotonic()
+    if drain_s > 0:
+        report("drain", f"{waiting:,} message(s) not yet stored; waiting up to {drain_s:.0f}s for the ingest function")
     while waiting and time.monotonic() < deadline:
-        if not (ingest and bigquery and healthy(ingest) and healthy(bigquery)):
+        # Running is enough here: a busy ingest may be slow to answer a health check, and is still storing.
+        if not (ingest and bigquery and processes.alive(ingest.proc) and processes.alive(bigquery.proc)):
             break  # nothing can store them
         time.sleep(1.0)
         done = _ingest_processed(state)
         since = None if done is None or base is None else int(done - base)
-        report("drain", f"{waiting:,} message(s) waiting when last counted; "
-                        + (f"{since:,} stored since" if since is not None else "the ingest function is storing"))
+        if time.monotonic() - reported >= 5:  # progress, not a line a second
+            reported = time.monotonic()
+            report("drain", f"{waiting:,} message(s) waiting when last counted; "
+                            + (f"{since:,} stored since" if since is not None else "the ingest function is storing"))
         expected_gone = since is not None and since >= waiting
         blind = since is None and time.monotonic() - last_count > 20  # no counters to go by
         if expected_gone or blind or time.monotonic() >= deadline:

@@ -2,6 +2,9 @@
 many would be lost) unless --force. The emulator keeps messages in memory only."""
 
 import json
+import os
+import signal
+import time
 import uuid
 
 from typer.testing import CliRunner
@@ -89,6 +92,14 @@ def test_down_force_says_how_many_messages_it_lost(project_dir):
     assert ltm(project_dir, "up", "--port-base", "0").exit_code == 0
     try:
         publish(project_dir, f"force-{uuid.uuid4().hex[:8]}", 2000)
+        # With the ingest function dead nothing can store them: no point waiting, refused at once, saying why.
+        ingest = state_of(project_dir)["pieces"]["ingest"]
+        os.kill(ingest["pid"], signal.SIGKILL)
+        while processes.alive(processes.Proc(ingest["pid"], ingest["start_ticks"])):
+            time.sleep(0.05)
+        refused = ltm(project_dir, "down")
+        assert refused.exit_code == 4, refused.output
+        assert "ingest is down" in flat(refused.stderr) and "ltmctl local up" in flat(refused.stderr)
         forced = ltm(project_dir, "down", "--force")
     except BaseException:
         ltm(project_dir, "down", "--force")
