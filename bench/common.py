@@ -45,7 +45,7 @@ def local_stack() -> Iterator[Any]:
         yield resolved, state, c
     finally:
         c.close()
-        stack.down(resolved)
+        stack.down(resolved, force=True)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -24,13 +24,18 @@ class Clients:
         self.bigquery.close()
 
 
+# What the Pub/Sub library sets on the channels it makes itself (GCP): no cap on message size. gRPC's default
+# receive cap (4 MiB) would fail any pull whose messages add up to more, after the emulator had leased them.
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
 def publisher_for_emulator(host: str, **options: Any) -> Any:
     import grpc
     from google.cloud import pubsub_v1
     from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
     # Explicit insecure channel instead of PUBSUB_EMULATOR_HOST: no process-wide environment to mutate.
-    transport = PublisherGrpcTransport(channel=grpc.insecure_channel(host), host=host)
+    transport = PublisherGrpcTransport(channel=grpc.insecure_channel(host, options=CHANNEL_OPTIONS), host=host)
     return pubsub_v1.PublisherClient(transport=transport, **options)
 
 
@@ -39,7 +44,8 @@ def subscriber_for_emulator(host: str) -> Any:
     from google.cloud import pubsub_v1
     from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-    transport = SubscriberGrpcTransport(channel=grpc.insecure_channel(host), host=host)
+    transport = SubscriberGrpcTransport(channel=grpc.insecure_channel(host, options=CHANNEL_OPTIONS),
+                                        host=host)
     return pubsub_v1.SubscriberClient(transport=transport)
 
 

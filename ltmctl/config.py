@@ -67,6 +67,16 @@ class Ports(_Strict):
     api: Port = 8000
     ingest_metrics: Port = 9464  # the ingest function's Prometheus endpoint (Prometheus' customary port)
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        # Two pieces on one port: the second cannot bind, and a health check of it would reach the first.
+        owners: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in owners:
+                raise ValueError(f"{owners[port]} and {name} both use port {port}; each piece needs its own")
+            owners[port] = name
+        return self
+
 
 class LocalSettings(_Strict):
     ports: Ports = Ports()
@@ -246,7 +256,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None, cwd: Path | None
 def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None) -> Resolved:
     """Find, parse and validate the config, and select an environment (--env, LTM_ENV, then `local`)."""
     path, root = find_config(explicit)
-    config = parse(path.read_text(encoding="utf-8"), path)
+    config = parse(read_text(path), path)
     name = env or os.environ.get("LTM_ENV") or DEFAULT_ENV
     if name not in config.environments:
         known = ", ".join(sorted(config.environments))
@@ -257,6 +267,23 @@ def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None)
     if chosen.ingest_mode is not None:
         pipeline = pipeline.model_copy(update={"ingest_mode": chosen.ingest_mode})
     return Resolved(name=name, env=chosen, pipeline=pipeline, path=path, root=root)
+
+
+def read_text(path: Path) -> str:
+    """The config file as text; a byte that is not UTF-8 is named by line and column, not a traceback."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}.",
+                          hint="Pass a readable file to --config / LTM_CONFIG.") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} at column {column} is not UTF-8; "
+                          "the config must be UTF-8 text.",
+                          hint="Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).") from None
 
 
 def ingest_mode_key(resolved: Resolved) -> tuple[str, ...]:
@@ -274,7 +301,7 @@ def key_line(path: Path, key: tuple[str, ...]) -> int:
         node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
         if node is not None:
             _index_lines(node, (), lines, path)
-    except (OSError, yaml.YAMLError, ConfigError):
+    except (OSError, ValueError, yaml.YAMLError, ConfigError):
         return 1
     return next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), 1)
 
@@ -283,6 +310,11 @@ def parse(text: str, path: Path) -> Config:
     """Parse YAML text into a validated Config; errors carry `file:line: key: problem`."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # Aliases are shared when loaded but walked once per use here (and by validation): the walk is bounded
+        # and comes before anything expands them, so an alias bomb is refused instead of hanging.
+        lines: dict[tuple[str, ...], int] = {}
+        if node is not None:
+            _index_lines(node, (), lines, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -290,9 +322,6 @@ def parse(text: str, path: Path) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{line}: not valid YAML: {problem}.",
                           hint="Fix the YAML syntax at that line.") from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping with `pipeline` and `environments`.")
     try:
@@ -303,7 +332,18 @@ def parse(text: str, path: Path) -> Config:
                           hint="Fix the keys named above; `ltmctl config validate` re-checks the file.") from None
 
 
-def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int], path: Path) -> None:
+MAX_NODES = 20_000  # far more than any config holds; a file expanding to more through aliases is refused
+
+
+def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int], path: Path,
+                 seen_nodes: list[int] | None = None) -> None:
+    seen_nodes = seen_nodes if seen_nodes is not None else [0]
+    seen_nodes[0] += 1
+    if seen_nodes[0] > MAX_NODES:
+        dotted = ".".join(prefix) or "(top level)"
+        raise ConfigError(f"{path}:{node.start_mark.line + 1}: {dotted}: the file expands to more than "
+                          f"{MAX_NODES:,} values through YAML aliases (*name); refused rather than expanded.",
+                          hint="Write the values out, or use fewer nested aliases.")
     lines.setdefault(prefix, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -315,10 +355,10 @@ def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str
                 raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: {dotted}: duplicate key.")
             seen.add(key)
             lines[(*prefix, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*prefix, key), lines, path)
+            _index_lines(value_node, (*prefix, key), lines, path, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, (*prefix, str(i)), lines, path)
+            _index_lines(item, (*prefix, str(i)), lines, path, seen_nodes)
 
 
 def _describe(err: dict[str, Any], lines: dict[tuple[str, ...], int], path: Path) -> str:

@@ -8,10 +8,13 @@ sees one twice and `--limit` counts distinct messages; then it releases (or ackn
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ltmctl.errors import BackendError
@@ -107,6 +110,11 @@ def _api(action: str, path: str, call: Any, **request: Any) -> Any:
         raise _backend(action, path, exc) from None
 
 
+class PullFailed(BackendError):
+    """A pull failed after Pub/Sub may have leased its messages to it: nobody can release them, so they stay
+    invisible to every reader until their acknowledgement deadline passes."""
+
+
 def _pull(subscriber: Any, path: str, wanted: Callable[[], int], budget_s: float, wait_s: float
           ) -> Iterator[list[Any]]:
     """Batches of received messages until the subscription answers empty, `wanted()` drops to 0, or time is up.
@@ -121,7 +129,9 @@ def _pull(subscriber: Any, path: str, wanted: Callable[[], int], budget_s: float
         except exceptions.DeadlineExceeded:
             return  # nothing arrived while we waited: empty
         except exceptions.GoogleAPICallError as exc:
-            raise _backend("pull from", path, exc) from None
+            error = _backend("pull from", path, exc)
+            raise PullFailed(error.message + " Messages that pull had taken stay held until their "
+                             "acknowledgement deadline passes.", hint=error.hint) from None
         if not response.received_messages:
             return
         yield list(response.received_messages)
@@ -132,11 +142,19 @@ def _in_chunks(ack_ids: list[str]) -> Iterator[list[str]]:
         yield ack_ids[start:start + PULL_MAX]
 
 
-def _release(subscriber: Any, path: str, ack_ids: list[str]) -> None:
-    # Deadline 0 makes them deliverable again at once, instead of after the ack deadline.
+def _release(subscriber: Any, path: str, ack_ids: list[str]) -> bool:
+    """Deadline 0 makes them deliverable again at once, instead of after the ack deadline. Best effort on the
+    way out: every chunk is tried; False if any could not be released."""
+    from google.api_core import exceptions
+
+    released = True
     for chunk in _in_chunks(ack_ids):
-        _api("release messages in", path, subscriber.modify_ack_deadline, subscription=path, ack_ids=chunk,
-             ack_deadline_seconds=0)
+        try:
+            subscriber.modify_ack_deadline(request={"subscription": path, "ack_ids": chunk,
+                                                    "ack_deadline_seconds": 0}, timeout=30)
+        except exceptions.GoogleAPICallError:
+            released = False
+    return released
 
 
 def _acknowledge(subscriber: Any, path: str, ack_ids: list[str]) -> None:
@@ -144,19 +162,66 @@ def _acknowledge(subscriber: Any, path: str, ack_ids: list[str]) -> None:
         _api("acknowledge messages in", path, subscriber.acknowledge, subscription=path, ack_ids=chunk)
 
 
+# Where a run that could not release what it held notes until when those messages stay invisible, so that
+# the next run does not report an empty subscription as if it held nothing.
+def _remember_held(note: Path | None, subscriber: Any, path: str) -> None:
+    if note is None:
+        return
+    try:
+        seconds = subscriber.get_subscription(request={"subscription": path}, timeout=10).ack_deadline_seconds
+    except Exception:  # noqa: BLE001 - on the way out of a failure: assume Pub/Sub's longest deadline
+        seconds = 600
+    until = datetime.now(UTC) + timedelta(seconds=seconds or 600)
+    notes = _read_notes(note)
+    notes[path] = until.isoformat()
+    note.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(notes))
+
+
+def _read_notes(note: Path) -> dict[str, str]:
+    try:
+        notes = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return {}
+    return notes if isinstance(notes, dict) else {}
+
+
+def lease_note(resolved: Any) -> Path:
+    """The environment's note of dead letters held by a failed run (in its state directory)."""
+    return resolved.state_dir / "dlq-held.json"
+
+
+def held_until(note: Path, clients: Any, subscription: str) -> datetime | None:
+    """Until when messages of `subscription` may be held by an earlier run that failed (None: none are)."""
+    path = clients.subscriber.subscription_path(clients.project, subscription)
+    try:
+        until = datetime.fromisoformat(_read_notes(note).get(path, ""))
+    except ValueError:
+        return None
+    return until if until > datetime.now(UTC) else None
+
+
 def peek(clients: Any, subscription: str, *, limit: int = 100, budget_s: float = BUDGET_S,
-         wait_s: float = WAIT_S) -> list[DeadLetter]:
+         wait_s: float = WAIT_S, lease_note: Path | None = None) -> list[DeadLetter]:
     """Up to `limit` dead letters, oldest first, released again so they stay in the subscription."""
     path = clients.subscriber.subscription_path(clients.project, subscription)
     held: list[str] = []
     letters: dict[str, DeadLetter] = {}
+    released = False
     try:
         for batch in _pull(clients.subscriber, path, lambda: limit - len(letters), budget_s, wait_s):
             for received in batch:
                 held.append(received.ack_id)
                 letters.setdefault(received.message.message_id, _letter(received.message))
+    except PullFailed:
+        _remember_held(lease_note, clients.subscriber, path)
+        raise
     finally:
-        _release(clients.subscriber, path, held)
+        released = _release(clients.subscriber, path, held)
+    if not released:
+        _remember_held(lease_note, clients.subscriber, path)
     return sorted(letters.values(), key=lambda letter: (letter.publish_time, letter.message_id))
 
 
@@ -167,7 +232,8 @@ class ReplayReport:
 
 
 def replay(clients: Any, subscription: str, topic: str, *, limit: int = 1000, budget_s: float = BUDGET_S,
-           wait_s: float = WAIT_S, publish_timeout_s: float = 30.0) -> ReplayReport:
+           wait_s: float = WAIT_S, publish_timeout_s: float = 30.0, lease_note: Path | None = None
+           ) -> ReplayReport:
     """Re-publish up to `limit` dead letters to `topic`; each is acknowledged only after its publish succeeded.
 
     A dead letter whose publish failed stays in the subscription; replay stops at the first batch with a
@@ -208,8 +274,12 @@ def replay(clients: Any, subscription: str, topic: str, *, limit: int = 1000, bu
                 _acknowledge(subscriber, path, acks)
             if report.failed:
                 break
+    except PullFailed:
+        _remember_held(lease_note, subscriber, path)
+        raise
     finally:
-        _release(subscriber, path, held)
+        if not _release(subscriber, path, held):
+            _remember_held(lease_note, subscriber, path)
     return report
 
 

@@ -87,7 +87,7 @@ def stop_stack(s: Stack) -> None:
     from ltmctl.local import stack
 
     s.clients.close()
-    stack.down(s.resolved)
+    stack.down(s.resolved, force=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,11 @@ def list_(
     from ltmctl import clients, dead_letters, ui
 
     resolved = ctx.obj.load()
+    note = dead_letters.lease_note(resolved)
     c = clients.for_env(resolved)
     try:
-        letters = dead_letters.peek(c, resolved.pipeline.dead_letter_subscription, limit=limit)
+        letters = dead_letters.peek(c, resolved.pipeline.dead_letter_subscription, limit=limit, lease_note=note)
+        held = dead_letters.held_until(note, c, resolved.pipeline.dead_letter_subscription)
     finally:
         c.close()
     if output == "json":
@@ -34,6 +36,7 @@ def list_(
     more = " (the limit; there may be more)" if len(letters) == limit else ""
     ui.err.print(f"{len(letters)} dead letter(s){more} in {resolved.pipeline.dead_letter_subscription}, "
                  f"left in place.")
+    _held_warning(held)
 
 
 @app.command()
@@ -53,16 +56,19 @@ def replay(
 
     resolved = ctx.obj.load()
     p = resolved.pipeline
+    note = dead_letters.lease_note(resolved)
     c = clients.for_env(resolved)
     try:
         ui.confirm(yes, "replay", f"Re-publish up to {limit} dead letters from {p.dead_letter_subscription} "
                                 f"to {p.topic}?")
-        report = dead_letters.replay(c, p.dead_letter_subscription, p.topic, limit=limit)
+        report = dead_letters.replay(c, p.dead_letter_subscription, p.topic, limit=limit, lease_note=note)
+        held = dead_letters.held_until(note, c, p.dead_letter_subscription)
     finally:
         c.close()
     for message_id, reason in report.failed:
         ui.err.print(f"[red]✗[/red] {message_id}: {escape(reason)} (kept in {p.dead_letter_subscription})")
     ui.err.print(f"Replayed {len(report.replayed)} dead letter(s) to {p.topic}; {len(report.failed)} failed.")
+    _held_warning(held)
     if report.failed:
         raise typer.Exit(1)
 
@@ -90,6 +96,15 @@ def purge(
     finally:
         c.close()
     ui.err.print(f"Purged {sub}: every dead letter published before {cutoff:%Y-%m-%d %H:%M:%S} UTC is gone.")
+
+
+def _held_warning(held) -> None:
+    from ltmctl import ui
+
+    if held is not None:
+        ui.err.print("[yellow]Some dead letters may not be counted: an earlier run took some and could not "
+                     f"release them; they stay held (invisible) until {held.astimezone():%H:%M:%S}. "
+                     "Run this again after that.[/yellow]")
 
 
 def _table(letters: list) -> None:

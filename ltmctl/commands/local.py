@@ -28,8 +28,11 @@ def up(
     started_at = time.monotonic()
     with ui.err.status("Starting the local stack…") as spinner:
         def report(piece: str, what: str) -> None:
-            ui.err.print(f"  [green]✓[/green] {piece}: {what}" if "healthy" in what or piece == "infra"
-                         else f"  • {piece}: {what}")
+            if piece == "warning":
+                ui.err.print(f"  [bold yellow]![/bold yellow] {what}")
+            else:
+                ui.err.print(f"  [green]✓[/green] {piece}: {what}" if "healthy" in what or piece == "infra"
+                             else f"  • {piece}: {what}")
             spinner.update(f"Starting the local stack… ({piece}: {what})")
 
         state, started = stack.up(resolved, port_base, report)
@@ -42,16 +45,35 @@ def up(
 
 
 @app.command()
-def down(ctx: typer.Context) -> None:
+def down(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Stop even if the Pub/Sub emulator still holds undelivered messages (they are lost).")
+    ] = False,
+    drain_timeout: Annotated[float, typer.Option(
+        "--drain-timeout", min=0, help="Wait at most this many seconds for undelivered messages to be stored.")
+    ] = 120.0,
+) -> None:
     """Stop exactly the processes `local up` started (also after a crash left a stale state file).
+
+    The Pub/Sub emulator keeps messages in memory only: while it holds undelivered ones, `down` waits for them to
+    be stored, and refuses (exit 4, saying how many) if some remain, unless --force.
 
     Example: ltmctl local down
     """
     from ltmctl import ui
     from ltmctl.local import stack
 
-    results = stack.down(ctx.obj.load(), lambda piece, what: ui.err.print(f"  • {piece}: {what}"))
-    ui.err.print("[bold]Local stack is down.[/bold]" if results else "No local stack was running.")
+    def report(piece: str, what: str) -> None:
+        ui.err.print(f"  [bold yellow]![/bold yellow] {what}" if piece == "warning" else f"  • {piece}: {what}")
+
+    result = stack.down(ctx.obj.load(), report, force=force, drain_s=drain_timeout)
+    if result.lost:
+        ui.err.print(f"[bold yellow]Lost {'at least ' if result.lost_more else ''}{result.lost:,} undelivered "
+                     "message(s)[/bold yellow] with the Pub/Sub emulator (--force).")
+    if result.dead_letters:
+        ui.err.print(f"[yellow]{result.dead_letters:,} dead letter(s) went with the Pub/Sub emulator.[/yellow]")
+    ui.err.print("[bold]Local stack is down.[/bold]" if result.stopped else "No local stack was running.")
 
 
 @app.command()
@@ -78,8 +100,9 @@ def status(
                 "[yellow]unhealthy[/yellow]" if row["running"] else "[red]stopped[/red]")
             table.add_row(row["piece"], str(row["pid"]), str(row["port"]), mark, row["url"], row["log"])
         ui.out.print(table)
-    if not all(row["healthy"] for row in rows):
-        raise typer.Exit(4)
+    problem = stack.status_problem(ctx.obj.load(), rows)
+    if problem is not None:
+        raise problem  # names what is down and what to do; exit 4
 
 
 @app.command()

@@ -33,10 +33,14 @@ def start_ticks(pid: int) -> int | None:
 
 def spawn(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> Proc:
     """Start argv in its own session (its own process group), detached from the terminal, output to log."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as out:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a log an older version left
+        # umask: what the child creates (bqemulator's data, the emulator's files) is its owner's only; the logs
+        # and data hold every stored e-mail address.
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, start_new_session=True)
+                                env=env, cwd=cwd, start_new_session=True, umask=0o077)
     return Proc(proc.pid, start_ticks(proc.pid) or 0)
 
 

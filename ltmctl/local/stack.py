@@ -101,23 +101,60 @@ def state_file(resolved: Resolved) -> Path:
 
 def read_state(resolved: Resolved) -> StackState | None:
     path = state_file(resolved)
+    hint = (f"Stop any leftover processes of the stack by hand (see `ps -ef`), then delete {path} and run "
+            "`ltmctl local up`.")
     try:
-        raw = json.loads(path.read_text())
-        raw["pieces"] = {name: PieceState(**p) for name, p in raw["pieces"].items()}
-        return StackState(**raw)
+        raw = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise BackendError(f"{path} is a directory, not the stack's state file.", hint=hint) from None
+    except OSError as exc:
+        raise BackendError(f"Cannot read {path}: {exc.strerror or exc}.", hint=hint) from None
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise BackendError(f"{path} is damaged: {exc}.", hint=hint) from None
+    try:
+        if not isinstance(raw, dict) or not isinstance(raw.get("pieces"), dict):
+            raise TypeError("expected an object whose `pieces` is an object of pieces")
+        raw["pieces"] = {name: PieceState(**p) for name, p in raw["pieces"].items()}
+        state = StackState(**raw)
+        if not isinstance(state.ports, dict):
+            raise TypeError("`ports` must be an object")
+        return state
     except (ValueError, TypeError, KeyError) as exc:
-        raise BackendError(f"{path} is damaged: {exc}.",
-                           hint=f"Stop any leftover processes by hand, then delete {path}.") from None
+        raise BackendError(f"{path} is damaged: {exc}.", hint=hint) from None
 
 
 def _write_state(resolved: Resolved, state: StackState) -> None:
     path = state_file(resolved)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # O_CREAT's mode does not apply to a leftover file
+        out.write(json.dumps(asdict(state), indent=2))
     os.replace(tmp, path)
+
+
+def private_dir(path: Path) -> Path:
+    """A directory only its owner can enter: the stack's files hold every stored e-mail address."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def _tighten(folder: Path) -> None:
+    """Directories 0700 and files 0600 under folder, also those an older version (or a child) left open."""
+    if not folder.is_dir():
+        return
+    folder.chmod(0o700)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            (Path(root) / name).chmod(0o700)
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 def _require_local(resolved: Resolved) -> None:
@@ -138,25 +175,49 @@ def choose_ports(resolved: Resolved, port_base: int | None) -> dict[str, int]:
     return {name: port_base + i for i, name in enumerate(PORT_NAMES)}
 
 
-def _http_status(url: str, timeout: float = 1.0) -> int | None:
+def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes] | None:
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-            return response.status
+            return response.status, response.read(65536)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return exc.code, exc.read(65536)
     except (OSError, ValueError):
         return None
 
 
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+# How each piece proves it is that piece and not another one answering on its port (a port given twice, or
+# reused by something else): each answers a request in a way none of the others does.
+IDENTITY: dict[str, tuple[str, Callable[[int, bytes], bool]]] = {
+    # The emulator answers its root with a bare "Ok".
+    "pubsub": ("/", lambda status, body: status == 200 and body.strip() == b"Ok"),
+    # bqemulator's health answer carries its version.
+    "bigquery": ("/healthz", lambda status, body: status == 200 and isinstance(_json(body), dict)
+                 and _json(body).get("status") == "ok" and "version" in _json(body)),
+    # functions-framework serving a CloudEvent function refuses GET (it takes POSTed events only).
+    "ingest": ("/", lambda status, body: status == 405),
+    # The API's OpenAPI document names it.
+    "api": ("/openapi.json", lambda status, body: status == 200 and isinstance(_json(body), dict)
+            and _json(body).get("info", {}).get("title") == "LTM events API"),
+}
+
+
 def healthy(piece: PieceState) -> bool:
+    """Running, answering, and answering as this piece."""
     if not processes.alive(piece.proc):
         return False
-    status = _http_status(piece.url + piece.health_path)
-    # The ingest function answers only CloudEvents; any answer short of 5xx means it is serving.
-    return status is not None and status < 500
+    path, looks_right = IDENTITY.get(piece.name, (piece.health_path, lambda status, body: status < 500))
+    answer = _http_get(piece.url + path)
+    return answer is not None and looks_right(*answer)
 
 
 def _log_tail(path: str, lines: int = 15) -> str:
@@ -164,6 +225,30 @@ def _log_tail(path: str, lines: int = 15) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+PUBSUB_LOSS = ("The Pub/Sub emulator keeps messages in memory only, so every message it had accepted and not yet "
+               "delivered, and every dead letter it held, went with it.")
+
+
+def _problem(piece: PieceState) -> str:
+    if processes.alive(piece.proc):
+        return f"{piece.name} (pid {piece.pid}, port {piece.port}) is running but does not answer as itself"
+    return f"{piece.name} (port {piece.port}) is not running"
+
+
+def partly_down(resolved: Resolved, dead: list[PieceState]) -> BackendError:
+    """The error for a stack some of whose pieces died: which ones, what was lost, what to do."""
+    names = ", ".join(p.name for p in dead)
+    message = f"The local stack in {resolved.root} is partly down: " + "; ".join(_problem(p) for p in dead) + "."
+    if any(p.name == "pubsub" for p in dead):
+        message += " " + PUBSUB_LOSS
+        hint = (f"Run `ltmctl local up`: it restarts {names} on the same ports and re-applies infra. Messages "
+                "published before the emulator died and not yet stored must be published again.")
+    else:
+        hint = (f"Run `ltmctl local up`: it restarts only {names}, on the same ports, and leaves the Pub/Sub "
+                "emulator and the messages it holds alone.")
+    return BackendError(message, hint=hint)
 
 
 def status(resolved: Resolved) -> list[dict[str, Any]]:
@@ -178,12 +263,27 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
     ]
 
 
+def status_problem(resolved: Resolved, rows: list[dict[str, Any]]) -> BackendError | None:
+    """What `status` says under its table when a piece is down (None when all are healthy)."""
+    state = read_state(resolved)
+    bad = {row["piece"] for row in rows if not row["healthy"]}
+    if state is None or not bad:
+        return None
+    return partly_down(resolved, [p for p in state.pieces.values() if p.name in bad])
+
+
 def running_state(resolved: Resolved) -> StackState:
-    """The state of a stack whose every piece is running, for commands that use it; else StackNotRunning."""
+    """The state of a stack whose every piece is running, for commands that use it; else an error that says
+    which piece is down (or StackNotRunning)."""
     _require_local(resolved)
     state = read_state(resolved)
-    if state is None or not all(processes.alive(p.proc) for p in state.pieces.values()):
+    if state is None:
         raise StackNotRunning(str(resolved.root))
+    dead = [p for p in state.pieces.values() if not processes.alive(p.proc)]
+    if len(dead) == len(state.pieces):
+        raise StackNotRunning(str(resolved.root))
+    if dead:
+        raise partly_down(resolved, dead)
     return state
 
 
@@ -210,20 +310,127 @@ def env_lines(resolved: Resolved) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
 
-def down(resolved: Resolved, report: Report | None = None) -> list[tuple[str, bool]]:
-    """Stop the pieces recorded in the state file; returns (piece, was running). Safe on a stale file."""
+DRAIN_S = 120.0  # about 5,000 waiting messages at the local ingest's pace on two cores
+
+
+@dataclass
+class DownResult:
+    stopped: list[tuple[str, bool]] = field(default_factory=list)  # (piece, was running)
+    lost: int = 0  # messages waiting in the ingest subscription that went with the emulator (--force)
+    lost_more: bool = False  # counting stopped at its bound: at least `lost`
+    dead_letters: int = 0  # dead letters that went with the emulator
+
+
+def down(resolved: Resolved, report: Report | None = None, *, force: bool = False,
+         drain_s: float = DRAIN_S) -> DownResult:
+    """Stop the pieces recorded in the state file. Safe on a stale file.
+
+    The Pub/Sub emulator holds its messages in memory only: while it holds undelivered messages, `down` waits
+    (up to drain_s) for the ingest function to store them, and refuses if some remain, unless `force`."""
     _require_local(resolved)
+    report = report or (lambda piece, what: None)
     state = read_state(resolved)
+    result = DownResult()
     if state is None:
-        return []
-    results = []
+        return result
+    pubsub = state.pieces.get("pubsub")
+    if pubsub is not None and processes.alive(pubsub.proc):
+        try:
+            waiting, more = _drain(resolved, state, 0.0 if force else drain_s, report)
+            if waiting and not force:
+                at_least = "at least " if more else ""
+                raise BackendError(
+                    f"{at_least}{waiting:,} message(s) accepted by the Pub/Sub emulator are not yet stored; "
+                    f"stopping it now would lose them (it keeps messages in memory only).",
+                    hint=_down_hint(state, drain_s))
+            result.lost, result.lost_more = waiting, more
+            result.dead_letters, _ = _count(resolved, state, resolved.pipeline.dead_letter_subscription)
+        except BackendError:
+            if not force:
+                raise
+            report("warning", "could not count the messages the Pub/Sub emulator holds; they are lost")
     for piece in reversed(list(state.pieces.values())):
         stopped = processes.stop(piece.proc)
-        results.append((piece.name, stopped))
-        if report:
-            report(piece.name, "stopped" if stopped else "was not running")
+        result.stopped.append((piece.name, stopped))
+        report(piece.name, "stopped" if stopped else "was not running")
     state_file(resolved).unlink(missing_ok=True)
-    return results
+    return result
+
+
+def _down_hint(state: StackState, drain_s: float) -> str:
+    stuck = [p.name for p in state.pieces.values() if p.name in ("ingest", "bigquery") and not healthy(p)]
+    if stuck:
+        return (f"{' and '.join(stuck)} is down, so nothing can store them: run `ltmctl local up` (it restarts "
+                "only what died and keeps the emulator's messages), then `ltmctl local down` again. "
+                "`ltmctl local down --force` stops anyway and loses them.")
+    return (f"They were still arriving after {drain_s:.0f}s: wait and run `ltmctl local down` again, or give it "
+            "longer with `--drain-timeout SECONDS`. `ltmctl local down --force` stops anyway and loses them.")
+
+
+def _count(resolved: Resolved, state: StackState, subscription: str) -> tuple[int, bool]:
+    from ltmctl import clients
+    from ltmctl.local import backlog
+
+    c = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
+    try:
+        return backlog.count_waiting(c.subscriber, c.subscriber.subscription_path(state.project, subscription))
+    finally:
+        c.close()
+
+
+def _ingest_processed(state: StackState) -> float | None:
+    """Messages the ingest function has finished with (stored or dead-lettered), from its metrics."""
+    from ltmctl import metrics_local
+
+    if not state.ingest_metrics_url:
+        return None
+    answer = _http_get(state.ingest_metrics_url, timeout=2.0)
+    if answer is None or answer[0] != 200:
+        return None
+    figures = metrics_local.reduce_ingest(answer[1].decode("utf-8", "replace"))
+    return figures.stored + figures.dead_lettered
+
+
+def _drain(resolved: Resolved, state: StackState, drain_s: float, report: Report) -> tuple[int, bool]:
+    """Wait until the ingest subscription holds nothing, for at most drain_s; returns what is left.
+
+    Counting pulls the messages (and releases them at once), which costs each a delivery attempt towards the
+    dead-letter policy, so it is done only when the ingest's own counters say the last count should be gone."""
+    subscription = resolved.pipeline.subscription
+    waiting, more = _count(resolved, state, subscription)
+    if waiting == 0:
+        return 0, False
+    deadline = time.monotonic() + drain_s
+    ingest, bigquery = state.pieces.get("ingest"), state.pieces.get("bigquery")
+    base = _ingest_processed(state)
+    last_count = reported = time.monotonic()
+    if drain_s > 0:
+        report("drain", f"{waiting:,} message(s) not yet stored; waiting up to {drain_s:.0f}s for the ingest function")
+    while waiting and time.monotonic() < deadline:
+        # Running is enough here: a busy ingest may be slow to answer a health check, and is still storing.
+        if not (ingest and bigquery and processes.alive(ingest.proc) and processes.alive(bigquery.proc)):
+            break  # nothing can store them
+        time.sleep(1.0)
+        done = _ingest_processed(state)
+        since = None if done is None or base is None else int(done - base)
+        if time.monotonic() - reported >= 5:  # progress, not a line a second
+            reported = time.monotonic()
+            report("drain", f"{waiting:,} message(s) waiting when last counted; "
+                            + (f"{since:,} stored since" if since is not None else "the ingest function is storing"))
+        expected_gone = since is not None and since >= waiting
+        blind = since is None and time.monotonic() - last_count > 20  # no counters to go by
+        if expected_gone or blind or time.monotonic() >= deadline:
+            waiting, more = _count(resolved, state, subscription)
+            base, last_count = _ingest_processed(state), time.monotonic()
+            if waiting == 0:
+                # Messages being pushed when counted are leased to the push and not seen: look once more.
+                time.sleep(1.0)
+                waiting, more = _count(resolved, state, subscription)
+    if waiting:
+        report("drain", f"{waiting:,} message(s) still waiting")
+    else:
+        report("drain", "every waiting message is stored")
+    return waiting, more
 
 
 def _require_push_mode(resolved: Resolved) -> None:
@@ -244,36 +451,40 @@ def _require_push_mode(resolved: Resolved) -> None:
 
 
 def up(resolved: Resolved, port_base: int | None = None, report: Report | None = None) -> tuple[StackState, bool]:
-    """Start the stack (or find it running). Returns (state, started)."""
+    """Start the stack, or restart only the pieces of it that died, on the ports it was started with.
+    Returns (state, whether anything was started).
+
+    A healthy Pub/Sub emulator is never restarted: it holds its messages in memory only."""
     _require_local(resolved)
     _require_push_mode(resolved)
     report = report or (lambda piece, what: None)
     existing = read_state(resolved)
     if existing is not None:
-        if all(healthy(p) for p in existing.pieces.values()):
-            return existing, False
-        report("stack", "stopping the leftovers of an earlier run")
-        down(resolved)
+        # --port-base 0 means "any free ports": the ones the stack has are as good as any.
+        ports = _complete(existing.ports) if port_base in (None, 0) else choose_ports(resolved, port_base)
+        running = [p.name for p in existing.pieces.values() if processes.alive(p.proc)]
+        if running and ports != existing.ports:
+            raise UsageError(
+                f"The local stack runs on other ports ({_port_list(existing.ports)}); moving it would restart "
+                "the Pub/Sub emulator and lose the messages it holds.",
+                hint="Run `ltmctl local up` without --port-base to keep its ports, or `ltmctl local down` first "
+                     "(it waits for waiting messages to be stored) and then `up --port-base N`.")
+        if running:
+            return _repair(resolved, existing, report)
+        if "pubsub" in existing.pieces:
+            report("warning", "The Pub/Sub emulator of the earlier run had died. " + PUBSUB_LOSS)
+        report("stack", "no piece of the earlier run is running; starting afresh"
+                        + (" on the same ports" if ports == existing.ports else ""))
+        down(resolved, force=True)  # ends leftover children of dead leaders, removes the state file
+    else:
+        ports = choose_ports(resolved, port_base)
+    _check_ports_free(ports.items())
 
-    ports = choose_ports(resolved, port_base)
-    for name, port in ports.items():
-        if not processes.port_free(port):
-            raise BackendError(f"Port {port} ({name}) is already in use.",
-                               hint="Stop what uses it, or pick other ports with `ltmctl local up --port-base N` "
-                                    "(N, N+1, ... are used) or `--port-base 0` for free ones.")
-
-    from ltmctl import pipeline
-
-    data_dir = resolved.state_dir
-    log_dir = data_dir / "logs"
-    _, jwks_file = iap_keys(resolved)
-    wanted = pieces(resolved.env.project, ports, data_dir, pipeline.service_env(resolved), jwks_file)
-    for sub in ("bigquery", "pubsub"):
-        (data_dir / sub).mkdir(parents=True, exist_ok=True)
+    data_dir = _prepare_dirs(resolved)
     started: dict[str, PieceState] = {}
     try:
-        for piece in wanted:
-            started[piece.name] = _start(piece, log_dir, resolved.root)
+        for piece in _wanted(resolved, ports):
+            started[piece.name] = _start(piece, data_dir / "logs", resolved.root)
             report(piece.name, f"starting on port {piece.port}")
         _wait_healthy(list(started.values()), report)
         state = StackState(resolved.name, resolved.env.project, ports, started,
@@ -289,11 +500,108 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
     return state, True
 
 
+def _repair(resolved: Resolved, state: StackState, report: Report) -> tuple[StackState, bool]:
+    """Restart only the pieces that died (or hang), with today's commands on the recorded ports; then re-apply
+    infra, which changes nothing unless the Pub/Sub emulator was restarted."""
+    wanted = {piece.name: piece for piece in _wanted(resolved, state.ports)}
+    dead = [p for p in state.pieces.values() if not _answers(p, within_s=HUNG_S)]
+    hung_pubsub = next((p for p in dead if p.name == "pubsub" and processes.alive(p.proc)), None)
+    if hung_pubsub is not None:
+        # Restarting it would throw away every message it holds: that is for the user to decide.
+        raise BackendError(
+            f"The Pub/Sub emulator (pid {hung_pubsub.pid}, port {hung_pubsub.port}) runs but does not answer; "
+            f"`up` does not restart it, as that would lose the messages it holds. Last lines of "
+            f"{hung_pubsub.log}:\n{_log_tail(hung_pubsub.log)}",
+            hint="If it does not recover, `ltmctl local down --force` stops the stack (losing those messages), "
+                 "then `ltmctl local up`.")
+    missing = [name for name in wanted if name not in state.pieces]
+    if not dead and not missing:
+        return state, False
+    names = [p.name for p in dead] + missing
+    if "pubsub" in names:
+        report("warning", "The Pub/Sub emulator had died. " + PUBSUB_LOSS)
+        kept = ""
+    else:
+        kept = "; the Pub/Sub emulator and the messages it holds are left alone"
+    report("stack", f"restarting what is down: {', '.join(names)}{kept}")
+    for piece in dead:
+        processes.stop(piece.proc)  # a hung piece, or the children a killed leader left behind
+    _check_ports_free(((name, wanted[name].port) for name in names), wait_s=10.0)
+    data_dir = _prepare_dirs(resolved)
+    started: dict[str, PieceState] = {}
+    try:
+        for name in names:
+            started[name] = _start(wanted[name], data_dir / "logs", resolved.root)
+            report(name, f"starting on port {wanted[name].port}")
+        _wait_healthy(list(started.values()), report)
+    except BaseException:
+        for piece in started.values():
+            processes.stop(piece.proc)
+        raise
+    state.pieces = {name: started.get(name) or state.pieces[name] for name in wanted}
+    _write_state(resolved, state)
+    _apply_infra(resolved, state, report)
+    return state, True
+
+
+HUNG_S = 5.0  # a running piece must fail to answer this long before `up` restarts it (it may just be busy)
+
+
+def _answers(piece: PieceState, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while processes.alive(piece.proc):
+        if healthy(piece):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def _complete(ports: dict[str, int]) -> dict[str, int]:
+    # State files of older versions lack later ports (ingest_metrics): give those a free one.
+    missing = [name for name in PORT_NAMES if name not in ports]
+    return {**ports, **dict(zip(missing, processes.free_ports(len(missing)), strict=True))} if missing else ports
+
+
+def _port_list(ports: dict[str, int]) -> str:
+    return ", ".join(f"{name} {port}" for name, port in ports.items())
+
+
+def _check_ports_free(ports: Any, wait_s: float = 0.0) -> None:
+    for name, port in ports:
+        # A killed piece's port may stay taken a moment by children that are still exiting.
+        deadline = time.monotonic() + wait_s
+        while not processes.port_free(port):
+            if time.monotonic() >= deadline:
+                raise BackendError(
+                    f"Port {port} ({name}) is already in use.",
+                    hint="Stop what uses it, or pick other ports with `ltmctl local up --port-base N` "
+                         "(N, N+1, ... are used) or `--port-base 0` for free ones.")
+            time.sleep(0.1)
+
+
+def _prepare_dirs(resolved: Resolved) -> Path:
+    data_dir = private_dir(resolved.state_dir)
+    iap_keys(resolved)
+    for sub in ("bigquery", "pubsub", "logs"):
+        private_dir(data_dir / sub)
+    _tighten(data_dir)
+    return data_dir
+
+
+def _wanted(resolved: Resolved, ports: dict[str, int]) -> list[Piece]:
+    from ltmctl import pipeline
+
+    _, jwks_file = iap_keys(resolved)
+    return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file)
+
+
 def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> PieceState:
     """Stop one piece and (unless stop_only) start it again with the same command and port.
 
     Used to take BigQuery away under load and bring it back; the Pub/Sub emulator keeps nothing, so
-    restarting it would need infra re-applied (use `local down` and `up` for that).
+    restarting it would need infra re-applied (`ltmctl local up` does that).
     """
     state = read_state(resolved)
     if state is None or name not in state.pieces:
@@ -310,12 +618,22 @@ def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> 
     return again
 
 
+def _code_root() -> str:
+    """The directory this ltmctl is imported from: the pieces run `python -m` on its packages, and must get
+    this very code (a source checkout or a worktree), not another copy installed in the same environment."""
+    import ltmctl
+
+    return str(Path(ltmctl.__file__).resolve().parent.parent)
+
+
 def _start(piece: Piece, log_dir: Path, cwd: Path) -> PieceState:
     log = log_dir / f"{piece.name}.log"
     env = {**os.environ, **piece.env}
     # The services must not inherit a caller's emulator settings that point elsewhere.
     if piece.name in ("pubsub", "bigquery"):
         env.pop("PUBSUB_EMULATOR_HOST", None)
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_code_root(), *inherited]))
     proc = processes.spawn(piece.argv, log, env, cwd)
     return PieceState(piece.name, proc.pid, proc.start_ticks, piece.port, str(log), piece.health_path,
                       piece.argv, piece.env)
