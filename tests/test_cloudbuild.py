@@ -1,6 +1,6 @@
 """cloudbuild.yaml against Cloud Build's own `Build` schema (its discovery document), and its internal references:
 every `waitFor` names a step before it, every user substitution used is declared, the audit gates the builds and
-verify runs after deploy."""
+verify runs after deploy and rolls it back when it fails."""
 
 from __future__ import annotations
 
@@ -59,5 +59,9 @@ def test_the_audit_gates_every_build_and_verify_follows_deploy(build):
     for name, step in steps.items():
         if step.get("name", "").endswith("cloud-builders/docker") and step["args"][0] == "build":
             assert "audit" in step["waitFor"], name
-    assert steps["verify"]["waitFor"] == ["deploy"] and "verify" in steps["verify"]["args"]
-    assert "ltm-deployer@$PROJECT_ID.iam.gserviceaccount.com" in steps["verify"]["args"]
+    script = steps["verify"]["args"][-1]
+    assert steps["verify"]["waitFor"] == ["deploy"] and " verify " in script
+    assert "--service-account ltm-deployer@$PROJECT_ID.iam.gserviceaccount.com" in script
+    # A failed verify rolls back what deploy recorded, and still fails the build.
+    assert "deploy all --rollback --from /workspace/deploy.json" in script
+    assert "| tee /workspace/deploy.json" in steps["deploy"]["args"][-1]

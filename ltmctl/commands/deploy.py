@@ -21,6 +21,12 @@ def deploy(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Send nothing: run the deploy against an in-process fake of a freshly provisioned, empty "
                           "project and print the requests it would send. Needs no credentials.")] = False,
+    rollback: Annotated[bool, typer.Option(
+        "--rollback", help="Build and deploy nothing: move each service's traffic back to the ready revision before "
+                           "the one serving it (with --from, to the one that served before that deploy).")] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--from", metavar="DEPLOY.json", dir_okay=False, exists=True,
+        help="With --rollback: roll back only what this `deploy --output json` report changed.")] = None,
     output: Annotated[Literal["table", "json"], typer.Option("--output", "-o", help="Format on stdout.")] = "table",
     source: Annotated[Path | None, typer.Option(
         help="Repository checkout to package (default: the project directory of the config).",
@@ -31,14 +37,20 @@ def deploy(
     through IAP. Unchanged components are skipped.
 
     Example: ltmctl --env dev deploy all --dry-run --output json
+
+    Example: ltmctl --env dev deploy api --rollback
     """
     from ltmctl import ui
     from ltmctl.deploy.deployer import parse_images, select
     from ltmctl.gcp.provisioning import require_gcp
 
+    _check_rollback_options(rollback, report, image, force, dry_run)
     resolved = ctx.obj.load()
     require_gcp(resolved, "deploy")
     components, images = select(which), parse_images(which, image or [])
+    if rollback:
+        _rollback(resolved, components, report, output)
+        return
     root = source or resolved.root
     if dry_run:
         from ltmctl.deploy.dry_run import plan_requests
@@ -60,6 +72,44 @@ def deploy(
         ui.err.print(f"[yellow]![/yellow] {warning}", soft_wrap=True)
     ui.err.print("[green]✓[/green] Deployed." if result.changed else
                  "[green]✓[/green] Everything was already deployed; nothing changed.")
+
+
+def _check_rollback_options(rollback: bool, report: Path | None, image: list[str] | None, force: bool,
+                            dry_run: bool) -> None:
+    from ltmctl.errors import UsageError
+
+    if report is not None and not rollback:
+        raise UsageError("--from goes with --rollback.", hint="ltmctl deploy all --rollback --from deploy.json")
+    clashing = [name for name, given in (("--image", image), ("--force", force), ("--dry-run", dry_run)) if given]
+    if rollback and clashing:
+        # A rollback deploys nothing (no image, no build to force) and the dry run's fake project has no revisions.
+        raise UsageError(f"--rollback cannot be combined with {', '.join(clashing)}: it builds and deploys nothing, "
+                         "only moves traffic to a revision that exists.",
+                         hint="Run `ltmctl deploy [api|ingest|all] --rollback` on its own; `ltmctl status` shows "
+                              "what serves now.")
+
+
+def _rollback(resolved: Any, components: list[str], report: Path | None, output: str) -> None:
+    from ltmctl import ui
+    from ltmctl.deploy.clients import DeployClients
+    from ltmctl.deploy.rollback import read_report, rollback
+    from ltmctl.deploy.services import components_of
+    from ltmctl.deploy.target import target_for
+    from ltmctl.gcp.provisioning import project_number
+
+    recorded = read_report(report) if report is not None else None
+    with DeployClients.for_env(resolved) as clients:
+        target = target_for(resolved, project_number(resolved, clients))
+        result = rollback(target, clients, components=[c for c in components if c in components_of(target)],
+                          report=recorded, progress=_Progress())
+    if output == "json":
+        ui.emit(result.as_dict(), "json")
+    else:
+        for m in result.moved:
+            ui.out.print(f"{m.service}: from {m.from_revision} → {m.to_revision}", highlight=False, soft_wrap=True)
+    for line in result.skipped:
+        ui.err.print(f"  [dim]•[/dim] {line}", soft_wrap=True)
+    ui.err.print("[green]✓[/green] Rolled back." if result.moved else "[green]✓[/green] Nothing to roll back.")
 
 
 class _Progress:

@@ -1,5 +1,6 @@
-"""The clients deploy needs on top of provision's: Cloud Run, Cloud Build, and an authorized HTTP session for the one
-call no client library makes (Service Usage v1beta1 `generateServiceIdentity`, for IAP's service agent).
+"""The clients deploy needs on top of provision's: Cloud Run (services and their revisions), Cloud Build, and an
+authorized HTTP session for the one call no client library makes (Service Usage v1beta1 `generateServiceIdentity`,
+for IAP's service agent).
 
 `ltmctl.gcp.clients.GcpClients` builds every client of provisioning (REST transport, one endpoint or ADC); this
 subclass adds deploy's in the same way, so `for_endpoint` / `from_adc` / `for_env` and `providers()` (which picks
@@ -20,6 +21,13 @@ class DeployClients(GcpClients):
         from google.cloud import run_v2
 
         return self._gapic(run_v2.ServicesClient)
+
+    @cached_property
+    def run_revisions(self) -> Any:
+        """For `deploy --rollback`: which revisions a service has and which of them are ready."""
+        from google.cloud import run_v2
+
+        return self._gapic(run_v2.RevisionsClient)
 
     @cached_property
     def cloud_build(self) -> Any:

@@ -43,6 +43,8 @@ class Outcome:
     image: str = ""
     source_hash: str = ""
     build: str = ""
+    # The revision that served all traffic before this deploy changed the service: `deploy --rollback --from`'s.
+    previous_revision: str = ""
 
 
 @dataclass
@@ -158,7 +160,8 @@ def _plan(target: Target, clients: Any, component: str, image: str | None, force
     with google_errors(target.project, f"reading Cloud Run service {c.service}"):
         deployed = runs.read(clients.run_services, target.service_name(component))
     body = service_body(target, component, image or "", pkg.digest)
-    current = (deployed.exists and deployed.ready and deployed.source_hash == pkg.digest
+    # Pinned traffic (a rollback) is not what the config says: the update puts it back on the latest revision.
+    current = (deployed.exists and deployed.ready and not deployed.pinned and deployed.source_hash == pkg.digest
                and deployed.spec_hash == spec_hash(body) and image in (None, deployed.image))
     if current and not force:
         return _Plan(component, pkg, deployed, deployed.image, None)
@@ -210,7 +213,7 @@ def _roll_out(target: Target, clients: Any, plans: list[_Plan], progress: Progre
             action = "updated" if p.deployed.exists else "created"
             progress.step(f"{p.component}: {action} {c.service}, revision {revision} serving at {service.uri}")
             outcomes.append(Outcome(p.component, c.service, action, service.uri, revision, p.image or "",
-                                    p.pkg.digest, p.build.id if p.build else ""))
+                                    p.pkg.digest, p.build.id if p.build else "", p.deployed.serving))
     return outcomes
 
 

@@ -25,7 +25,22 @@ class Deployed:
     image: str = ""
     ready: bool = False
     uri: str = ""
-    revision: str = ""
+    revision: str = ""  # the latest ready revision
+    serving: str = ""  # the revision serving 100% of requests; "" when traffic is split
+    pinned: bool = False  # traffic names a revision (as a rollback leaves it) instead of following the latest
+
+
+def serving(service: Any) -> tuple[str, bool]:
+    """(the revision serving 100% of the service's traffic, or "" when it is split; whether traffic is pinned to
+    named revisions rather than following the latest ready one)."""
+    statuses = list(service.traffic_statuses)
+    kinds = [getattr(t.type_, "name", str(t.type_)) for t in statuses]
+    pinned = not (len(statuses) == 1 and kinds[0].endswith("LATEST"))
+    whole = [t for t in statuses if t.percent == 100]
+    if not whole:
+        return "", pinned
+    name = whole[0].revision or ("" if pinned else service.latest_ready_revision)
+    return name.rsplit("/", 1)[-1], pinned
 
 
 def read(run: Any, name: str) -> Deployed:
@@ -44,7 +59,7 @@ def read(run: Any, name: str) -> Deployed:
              and getattr(condition.state, "name", str(condition.state)) == "CONDITION_SUCCEEDED")
     return Deployed(True, labels.get(SOURCE_LABEL, ""), labels.get(SPEC_LABEL, ""),
                     containers[0].image if containers else "", ready, service.uri,
-                    service.latest_ready_revision.rsplit("/", 1)[-1])
+                    service.latest_ready_revision.rsplit("/", 1)[-1], *serving(service))
 
 
 def start(run: Any, parent: str, service_id: str, body: dict[str, Any], exists: bool) -> Any:

@@ -144,6 +144,9 @@ def service_body(target: Target, component: str, image: str, source_hash: str) -
     container["image"] = image
     labels = {"managed-by": "ltmctl", "ltm-component": component, SOURCE_LABEL: source_hash, SPEC_LABEL: spec_hash}
     body["labels"] = labels
+    # Said rather than left to Cloud Run's default (the same): a deploy after `deploy --rollback`, which pins traffic
+    # to a revision, puts it back on the latest one. Outside the hash, which says what a revision runs.
+    body["traffic"] = [{"type_": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
     template["labels"] = dict(labels)
     return body
 

@@ -15,7 +15,7 @@ from tests.gcp.deploy_support import DEPLOY_CONFIG, copy_sources
 PIPELINE = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
 STEPS = {step["id"]: step for step in PIPELINE["steps"]}
 VALUES = {"_ENV": "dev", "_REGION": "us-central1", "_REPOSITORY": "ltm", "PROJECT_ID": "my-project-id",
-          "BUILD_ID": "b-1"}
+          "BUILD_ID": "b-1", "_VERIFY_TIMEOUT": "300"}
 
 
 def substitute(text: str) -> str:
@@ -60,20 +60,35 @@ def test_images_are_built_from_the_dockerfiles_in_the_repository_and_pushed_as_b
     assert [substitute(i) for i in PIPELINE["images"]] == [_image("api"), _image("ingest")]
 
 
+def ltmctl_args(step_id: str) -> list[list[str]]:
+    """The ltmctl command lines of a bash step's script, substituted, without `| tee` and `&& exit 0` tails."""
+    import shlex
+
+    step = STEPS[step_id]
+    assert step["entrypoint"] == "bash" and step["args"][:3] == ["-euo", "pipefail", "-c"]
+    lines = substitute(step["args"][-1]).replace("\\\n", " ").splitlines()
+    commands = []
+    for line in lines:
+        words = shlex.split(line.split("|", 1)[0].split("&&", 1)[0])
+        if words and words[0] == "/workspace/.venv/bin/ltmctl":
+            commands.append(words[1:])
+    return commands
+
+
 def test_the_deploy_step_deploys_the_pushed_images_and_ltmctl_accepts_it(tmp_path, monkeypatch):
     from ltmctl.cli import app
 
-    step = STEPS["deploy"]
-    assert step["entrypoint"].endswith("/ltmctl")
-    args = [substitute(a) for a in step["args"]]
+    (args,) = ltmctl_args("deploy")
     assert args[args.index("deploy") + 1] == "all"
     assert f"api={_image('api')}" in args and f"ingest={_image('ingest')}" in args
+    # Its report is what the verify step rolls back from.
+    assert "--output json" in " ".join(args) and "| tee /workspace/deploy.json" in STEPS["deploy"]["args"][-1]
 
     copy_sources(tmp_path)
     make_project(tmp_path, DEPLOY_CONFIG)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LTM_GCP_ENDPOINT", raising=False)
-    result = CliRunner().invoke(app, [*args, "--dry-run", "--output", "json"])
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
 
     assert result.exit_code == 0, result.output
     requests = json.loads(result.stdout)
@@ -81,3 +96,13 @@ def test_the_deploy_step_deploys_the_pushed_images_and_ltmctl_accepts_it(tmp_pat
                if r["method"] == "POST" and r["path"].endswith("/services")}
     assert created == {"ltm-api": _image("api"), "ltm-ingest": _image("ingest")}
     assert not [r for r in requests if r["path"].endswith("/builds")]  # CI built them already
+
+
+def test_the_verify_step_rolls_back_from_the_deploy_report_only_when_verify_fails():
+    verify, rollback = ltmctl_args("verify")
+    assert verify[2] == "verify" and "ltm-deployer@my-project-id.iam.gserviceaccount.com" in verify
+    assert rollback == ["--env", "dev", "deploy", "all", "--rollback", "--from", "/workspace/deploy.json"]
+    script = STEPS["verify"]["args"][-1].splitlines()
+    # verify passing ends the step; otherwise the rollback runs and the step (so the build) fails.
+    assert script[1].rstrip().endswith("&& exit 0")
+    assert script[-1] == "exit 1"

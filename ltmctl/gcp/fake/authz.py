@@ -59,6 +59,12 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "bigquery.tabledata.insertAll": (("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.updateData"),
                                      "https://cloud.google.com/bigquery/docs/streaming-data-into-bigquery"
                                      "#required_permissions"),
+    # Google's method data knows Cloud Run's revisions only under v1's paths (run.projects.locations.revisions.*);
+    # v2 lists and reads them under their service, with the same permissions.
+    "run.projects.locations.services.revisions.list": (
+        ("run.revisions.list",), "https://cloud.google.com/run/docs/reference/iam/permissions"),
+    "run.projects.locations.services.revisions.get": (
+        ("run.revisions.get",), "https://cloud.google.com/run/docs/reference/iam/permissions"),
     "logging.entries.list": (("logging.logEntries.list",),
                              "https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list"),
 }
