@@ -159,7 +159,8 @@ def plan(table: str, *, sql: str | None = None, params: Sequence[str] = (), acti
         # Lower-cased like the API does, because user_email is stored lower-cased.
         return Query(queries.get_data_sql(table),
                      [Param("action_id", "STRING", action_id), Param("user_email", "STRING", user_email.lower()),
-                      Param("days", "INT64", days), Param("limit", "INT64", limit)], limit, dataset)
+                      Param("days", "INT64", days), Param("limit", "INT64", limit),
+                      Param("max_answer_bytes", "INT64", queries.DEFAULT_MAX_ANSWER_BYTES)], limit, dataset)
     return Query(queries.app_info_sql(table),
                  [Param("app_id", "STRING", app_id), Param("app_department", "STRING", department),
                   Param("days", "INT64", days), Param("top", "INT64", 5 if top is None else top)],
