@@ -143,7 +143,8 @@ class EventValidator:
             elif error.validator == "additionalProperties":
                 out.append(f"(event): {_clip(error.message)}")
             elif error.validator == "pattern":
-                out.append(f"{where}: does not match the contract pattern {error.validator_value}")
+                pattern = re.sub(r"\\Z$", "$", str(error.validator_value))  # as the contract states it
+                out.append(f"{where}: does not match the contract pattern {pattern}")
             else:
                 out.append(f"{where or '(event)'}: {_clip(error.message)}")
         return out or self._time_problems(event)
