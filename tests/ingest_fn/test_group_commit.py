@@ -181,7 +181,8 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
 
     action = f"gc-bad-{uuid.uuid4().hex[:8]}"
     gate = threading.Event()
-    sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate, timeout_s=1.0)
+    # 3 s: long enough for a good half under load, short enough that the bad row's retries end soon
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate, timeout_s=3.0)
     committer = GroupCommitter(sink)
     good = [row(action) for _ in range(6)]
     bad = row(action, payload=json.dumps({"s": "\ud800"}))
