@@ -69,14 +69,15 @@ def create_app(settings: Settings, bigquery_client: Any = None, key_source: KeyS
     app = FastAPI(title="LTM events API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
                   redirect_slashes=False)
     metrics = Metrics()
-    app.state.services = routes.Services(settings, bigquery_client, key_source,
-                                         TTLCache(settings.cache_max_entries, clock), metrics, VerifiedAssertions())
+    cache = TTLCache(settings.cache_max_entries, clock, max_bytes=settings.cache_max_bytes)
+    app.state.services = routes.Services(settings, bigquery_client, key_source, cache, metrics, VerifiedAssertions())
     errors.install(app)
     rules = contract.path_rules()
     app.include_router(routes.router(settings, rules))
     # Inside Observe (added after it), so hot answers are still timed, counted and logged.
     app.add_middleware(HotPath, services=app.state.services, rules=rules)
-    app.add_middleware(Observe, metrics=metrics, access_log=AccessLog(log_stream), project=settings.project)
+    app.add_middleware(Observe, metrics=metrics, access_log=AccessLog(log_stream), project=settings.project,
+                       trusted_hops=settings.trusted_proxy_hops)
     return app
 
 

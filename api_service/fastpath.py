@@ -32,7 +32,9 @@ _PATHS = {
 
 
 def _checker(rule: FieldRule) -> Any:
-    pattern = re.compile(rule.pattern)
+    # The contract's patterns are ECMA-262, as the route's (Rust regex) reads them: `$` is the end of the string.
+    # Python's `$` would also match before a final newline; `\Z` does not.
+    pattern = re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", rule.pattern))
     limit = rule.max_length
 
     def ok(value: str) -> bool:

@@ -18,6 +18,8 @@ ISSUER = "https://cloud.google.com/iap"
 HEADER = "x-goog-iap-jwt-assertion"
 ALGORITHM = "ES256"
 LEEWAY_S = 30
+MAX_CLAIM_TIME = 10**11  # seconds since the epoch: year 5138
+MAX_SUBJECT_CHARS = 255
 
 
 class Unauthenticated(Exception):
@@ -149,13 +151,16 @@ class VerifiedAssertions:
     assertion never outlives what a full check would accept. An entry also remembers the key object that
     verified it and counts only while the key source still holds that very object for its kid: a re-read or
     refreshed key set (rotation) sends the next request through the full check. Failures are never cached.
-    Bounded: past max_entries the least recently used go. Lookups never do I/O (they use the source's `peek`;
-    a source without one is never served from here)."""
+    Bounded: past max_entries the least recently used go, and each entry is a 32-byte digest, an e-mail of at most
+    320 characters and a subject of at most 255, so 4,096 entries hold under 5 MB; expired entries are swept out
+    on a store at most once a second. Lookups never do I/O (they use the source's `peek`; a source without one is
+    never served from here)."""
 
     def __init__(self, max_entries: int = 4096, max_age_s: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
         self._max_entries, self._max_age_s, self._clock = max_entries, max_age_s, clock
         self._entries: OrderedDict[bytes, tuple[float, str, Any, Identity]] = OrderedDict()
+        self._next_sweep = float("-inf")
         self._lock = threading.Lock()  # lookups run on the event loop, stores in worker threads
         self.hits = self.misses = 0
 
@@ -187,6 +192,11 @@ class VerifiedAssertions:
             return
         digest = self._key(token, audience)
         with self._lock:
+            now = self._clock()
+            if now >= self._next_sweep:
+                self._next_sweep = now + 1.0
+                for stale in [d for d, entry in self._entries.items() if now >= entry[0]]:
+                    del self._entries[stale]
             self._entries[digest] = (until, kid, key, identity)
             self._entries.move_to_end(digest)
             while len(self._entries) > self._max_entries:
@@ -233,11 +243,20 @@ def verify_assertion(token: str | None, keys: KeySource, audience: str,
         raise Unauthenticated("bad signature") from None
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"invalid assertion ({type(exc).__name__})") from None
+    # PyJWT compares int(exp): a numeric string passes, and float() of a 400-digit integer overflows later.
+    # IAP writes plain JSON numbers of seconds; anything else, or a time past year 5000, is not an assertion.
+    for claim in ("exp", "iat", "nbf"):
+        value = claims.get(claim)
+        if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)
+                                or not -MAX_CLAIM_TIME <= value <= MAX_CLAIM_TIME):
+            raise Unauthenticated(f"invalid {claim} claim (not a number of seconds)")
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email or len(email) > 320:
         raise Unauthenticated("assertion has no email claim")
     subject = claims.get("sub")
-    identity = Identity(email=email, subject=subject if isinstance(subject, str) else None)
-    if cache is not None and isinstance(claims.get("exp"), int | float):
+    # Kept in the verified-assertion cache: bounded like the e-mail, so each entry stays under about 1 KB.
+    subject = subject if isinstance(subject, str) and len(subject) <= MAX_SUBJECT_CHARS else None
+    identity = Identity(email=email, subject=subject)
+    if cache is not None:
         cache.store(token, audience, kid, key, float(claims["exp"]), identity)
     return identity

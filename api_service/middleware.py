@@ -26,11 +26,28 @@ def _url(scope: dict[str, Any], headers: dict[str, str]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 
+def client_address(forwarded_for: str, trusted_hops: int) -> str:
+    """The client address from X-Forwarded-For, as the trusted proxies recorded it, or "" when there is none.
+
+    Each proxy appends the address it received the request from, so only entries from the right are trustworthy;
+    the leftmost is whatever the client wrote. Cloud Run's front end (Google Front End) appends the address of
+    the client that connected to it: with the service reached directly (run.app, IAP on Cloud Run), that is the
+    rightmost entry (trusted_hops 1). Behind an external Application Load Balancer Google documents
+    `<unverified…>, <client IP>, <load balancer IP>`, so the client is second from the right (trusted_hops 2).
+    With fewer entries than trusted hops, the leftmost is the best there is: every entry was appended by a
+    trusted proxy."""
+    if trusted_hops <= 0 or not forwarded_for:
+        return ""
+    entries = [part.strip() for part in forwarded_for.split(",")]
+    return entries[-min(trusted_hops, len(entries))][:64]
+
+
 class Observe:
     """Pure ASGI (no BaseHTTPMiddleware) so it adds no task or copy per request."""
 
-    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog, project: str) -> None:
+    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog, project: str, trusted_hops: int = 1) -> None:
         self.app, self.metrics, self.access_log, self.project = app, metrics, access_log, project
+        self.trusted_hops = trusted_hops
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -64,7 +81,7 @@ class Observe:
             self.metrics.cache_lookup(route, seen["cache"])
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())
                    if k in _LOGGED_HEADERS or k == b"host"}
-        forwarded = headers.get("x-forwarded-for", "").split(",")[0].strip()
+        forwarded = client_address(headers.get("x-forwarded-for", ""), self.trusted_hops)
         client = scope.get("client")
         self.access_log.write(request_record(
             self.project, method=scope["method"], url=_url(scope, headers), status=seen["status"],

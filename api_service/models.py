@@ -23,14 +23,21 @@ class Event(BaseModel):
     publish_time: datetime
     ingest_time: datetime | None = None  # None when a BigQuery subscription wrote the row
     attributes: dict[str, Any] | None = None
+    # Present only when the stored payload cannot be served (stored before the contract bounded it, say 300 levels
+    # deep): the event is still listed, with payload and attributes null and this reason.
+    payload_error: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class GetDataResponse(BaseModel):
-    """Events of one action by one user; `count` is every distinct event in the window, `events` the newest."""
+    """Events of one action by one user; `count` is every distinct event in the window, `events` the newest.
+    `truncated` is true when fewer than min(limit, count) events are listed because the answer would pass the
+    service's answer-size limit (LTM_MAX_ANSWER_BYTES, 4 MiB by default); ask for a smaller `limit` or fewer
+    `days` to page through the rest."""
 
     action_id: str
     user_email: str
     count: int = Field(ge=1)
+    truncated: bool = False
     events: list[Event]
 
 

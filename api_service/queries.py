@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# What get_data answers at most, in bytes, unless told otherwise: the API's default (LTM_MAX_ANSWER_BYTES).
+DEFAULT_MAX_ANSWER_BYTES = 4 * 1024 * 1024
+ROW_OVERHEAD = 512  # bytes of a serialised event besides payload and attributes: ids, e-mail, four timestamps
+
 _TABLE_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 # One row per event_id, so re-deliveries never count twice: the first published copy wins. publish_time (set by
@@ -24,11 +28,24 @@ _DEDUPED = """
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY publish_time, message_id, ingest_time NULLS LAST) = 1
 """
 
+# Rows are sent newest first until their running size passes @max_answer_bytes (the row that crosses it included,
+# so an answer never comes back empty while events exist): BigQuery, not the API's memory, drops what cannot fit.
+# LENGTH counts characters of the JSON text, never more than its UTF-8 bytes, so the API's exact byte check on
+# the serialised answer has the last word; ROW_OVERHEAD covers the fixed columns of a row.
 GET_DATA = """
-WITH deduped AS ({deduped})
+WITH deduped AS ({deduped}),
+sized AS (
+  SELECT *, COUNT(*) OVER () AS total,
+         SUM(COALESCE(LENGTH(TO_JSON_STRING(payload)), 0) + COALESCE(LENGTH(TO_JSON_STRING(attributes)), 0)
+             + {row_overhead}) OVER (ORDER BY event_time DESC, event_id ROWS UNBOUNDED PRECEDING) AS running_bytes,
+         COALESCE(LENGTH(TO_JSON_STRING(payload)), 0) + COALESCE(LENGTH(TO_JSON_STRING(attributes)), 0)
+             + {row_overhead} AS row_bytes
+  FROM deduped
+)
 SELECT event_id, action_id, user_email, app_id, app_department, source, event_time, payload,
-       message_id, publish_time, ingest_time, attributes, COUNT(*) OVER () AS total
-FROM deduped
+       message_id, publish_time, ingest_time, attributes, total
+FROM sized
+WHERE running_bytes - row_bytes < @max_answer_bytes
 ORDER BY event_time DESC, event_id
 LIMIT @limit
 """
@@ -59,7 +76,7 @@ def table_id(project: str, dataset: str, table: str) -> str:
 
 def get_data_sql(table: str) -> str:
     deduped = _DEDUPED.format(table=table, where="action_id = @action_id AND user_email = @user_email")
-    return GET_DATA.format(deduped=deduped)
+    return GET_DATA.format(deduped=deduped, row_overhead=ROW_OVERHEAD)
 
 
 def app_info_sql(table: str) -> str:
@@ -89,10 +106,13 @@ def _run(client: Any, sql: str, config: Any, timeout_s: float) -> Any:
 
 
 def get_data(client: Any, table: str, *, action_id: str, user_email: str, limit: int = 100, days: int = 30,
-             max_bytes: int | None = None, timeout_s: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
-    """(count of distinct events in the window, newest `limit` of them as dicts)."""
+             max_bytes: int | None = None, timeout_s: float = 30.0,
+             max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> tuple[int, list[dict[str, Any]]]:
+    """(count of distinct events in the window, newest `limit` of them as dicts, fewer when they would pass
+    about max_answer_bytes)."""
     config = _job_config([("action_id", "STRING", action_id), ("user_email", "STRING", user_email.lower()),
-                          ("days", "INT64", days), ("limit", "INT64", limit)], max_bytes)
+                          ("days", "INT64", days), ("limit", "INT64", limit),
+                          ("max_answer_bytes", "INT64", max_answer_bytes)], max_bytes)
     rows = [dict(row) for row in _run(client, get_data_sql(table), config, timeout_s)]
     total = rows[0].pop("total") if rows else 0
     for row in rows[1:]:

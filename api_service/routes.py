@@ -2,8 +2,9 @@
 
 # No `from __future__ import annotations`: FastAPI must see the parameter types built inside router().
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from api_service import queries
+from api_service.answers import get_data_body
 from api_service.auth import require_identity
 from api_service.cache import TTLCache
 from api_service.contract import FieldRule
@@ -19,7 +21,6 @@ from api_service.metrics import Metrics
 from api_service.models import (
     AppInfoResponse,
     ErrorResponse,
-    Event,
     GetDataResponse,
     Status,
     ValidationErrorResponse,
@@ -57,6 +58,8 @@ class Services:
     cache: TTLCache
     metrics: Metrics
     verified: VerifiedAssertions
+    # Misses being loaded, by cache key: identical concurrent misses await the same query (single flight).
+    inflight: dict[tuple[Any, ...], "asyncio.Future[tuple[int, bytes]]"] = field(default_factory=dict)
 
 
 async def services(request: Request) -> Services:  # async: a plain def would cost a worker-thread hop per request
@@ -93,16 +96,30 @@ async def _cached(svc: Services, key: tuple[Any, ...], load: Callable[[], tuple[
     """The cached answer for key, or a fresh one (200 for the full TTL, 404 for the shorter one).
 
     The cache holds the serialized body, so a hit is a dict lookup on the event loop; only a miss goes to a worker
-    thread, where the blocking BigQuery query and the model validation run."""
+    thread, where the blocking BigQuery query and the model validation run. Concurrent misses of one key share
+    that one load (the key holds every parameter, so they share only identical answers); the load runs as a task of
+    its own, so a caller that disconnects does not cancel it for the others."""
     hit = svc.cache.get(key)
-    if hit is None:
-        status, body = await run_in_threadpool(load)
-        ttl = svc.settings.cache_ttl_s if status == 200 else min(svc.settings.cache_ttl_s,
-                                                                 svc.settings.cache_not_found_ttl_s)
-        svc.cache.put(key, (status, body), ttl)
-    else:
+    if hit is not None:
         status, body = hit
-    return Response(body, status, media_type=_JSON, headers={"X-Cache": "miss" if hit is None else "hit"})
+        return Response(body, status, media_type=_JSON, headers={"X-Cache": "hit"})
+    flight = svc.inflight.get(key)
+    if flight is None:
+        flight = asyncio.ensure_future(run_in_threadpool(load))
+        svc.inflight[key] = flight
+
+        def settle(done: "asyncio.Future[tuple[int, bytes]]") -> None:
+            svc.inflight.pop(key, None)
+            if done.cancelled() or done.exception() is not None:  # exception() also marks it retrieved
+                return
+            status, body = done.result()
+            ttl = svc.settings.cache_ttl_s if status == 200 else min(svc.settings.cache_ttl_s,
+                                                                     svc.settings.cache_not_found_ttl_s)
+            svc.cache.put(key, (status, body), ttl, size=len(body))
+
+        flight.add_done_callback(settle)
+    status, body = await asyncio.shield(flight)
+    return Response(body, status, media_type=_JSON, headers={"X-Cache": "miss"})
 
 
 def _not_found(detail: str) -> tuple[int, bytes]:
@@ -133,13 +150,13 @@ def router(settings: Settings, rules: dict[str, FieldRule]) -> APIRouter:
         def load() -> tuple[int, bytes]:
             count, rows = queries.get_data(
                 svc.bigquery, svc.settings.table_id, action_id=action_id, user_email=email, limit=limit,
-                days=days, max_bytes=svc.settings.max_bytes_billed, timeout_s=svc.settings.query_timeout_s)
+                days=days, max_bytes=svc.settings.max_bytes_billed, timeout_s=svc.settings.query_timeout_s,
+                max_answer_bytes=svc.settings.max_answer_bytes)
             if not rows:
                 return _not_found(f"no events for action_id {action_id!r} and user_email {email!r} "
                                   f"in the last {days} days")
-            events = [Event.model_validate(row) for row in rows]  # the client parses JSON columns
-            body = GetDataResponse(action_id=action_id, user_email=email, count=count, events=events)
-            return 200, body.model_dump_json().encode()
+            # the client parses JSON columns; the body is built event by event within the answer-size limit
+            return 200, get_data_body(action_id, email, count, rows, limit, svc.settings.max_answer_bytes)
 
         return await _cached(svc, get_data_key(action_id, email, limit, days), load)
 

@@ -31,6 +31,15 @@ class Settings:
     cache_ttl_s: float = 30.0
     cache_not_found_ttl_s: float = 5.0  # shorter: a key that is about to get its first event should show soon
     cache_max_entries: int = 10_000
+    # Bytes, not entries, bound memory: 128 MiB of answers fits a 2 GiB instance with the answers in flight
+    # (bench/memory.py measures both).
+    cache_max_bytes: int = 128 * 1024 * 1024
+    # The largest answer body; a get_data answer that would be larger holds the newest events that fit and says
+    # "truncated": true. 4 MiB holds at least three events at the contract's 1 MiB each.
+    max_answer_bytes: int = 4 * 1024 * 1024
+    # X-Forwarded-For entries appended by proxies we trust, counted from the right: 1 for Cloud Run's front end
+    # (the client address it saw), 2 behind an external Application Load Balancer (client, then the LB's address).
+    trusted_proxy_hops: int = 1
     lookback_days: int = 30
     max_bytes_billed: int = 10_000_000_000
     query_timeout_s: float = 20.0
@@ -49,6 +58,9 @@ class Settings:
         _check_range("LTM_CACHE_TTL_S", self.cache_ttl_s, 0, 3600)
         _check_range("LTM_CACHE_NOT_FOUND_TTL_S", self.cache_not_found_ttl_s, 0, 3600)
         _check_range("LTM_CACHE_MAX_ENTRIES", self.cache_max_entries, 1, 1_000_000)
+        _check_range("LTM_CACHE_MAX_BYTES", self.cache_max_bytes, 1024 * 1024, 1024**3)
+        _check_range("LTM_MAX_ANSWER_BYTES", self.max_answer_bytes, 64 * 1024, 32 * 1024 * 1024)
+        _check_range("LTM_TRUSTED_PROXY_HOPS", self.trusted_proxy_hops, 0, 5)
         _check_range("LTM_LOOKBACK_DAYS", self.lookback_days, 1, 365)
         _check_range("LTM_MAX_BYTES_BILLED", self.max_bytes_billed, MIN_BYTES_BILLED, MAX_BYTES_BILLED)
         _check_range("LTM_QUERY_TIMEOUT_S", self.query_timeout_s, 0.1, 600)
@@ -81,6 +93,9 @@ class Settings:
             cache_not_found_ttl_s=_number(env, "LTM_CACHE_NOT_FOUND_TTL_S", float,
                                           defaults["cache_not_found_ttl_s"].default),
             cache_max_entries=_number(env, "LTM_CACHE_MAX_ENTRIES", int, defaults["cache_max_entries"].default),
+            cache_max_bytes=_number(env, "LTM_CACHE_MAX_BYTES", int, defaults["cache_max_bytes"].default),
+            max_answer_bytes=_number(env, "LTM_MAX_ANSWER_BYTES", int, defaults["max_answer_bytes"].default),
+            trusted_proxy_hops=_number(env, "LTM_TRUSTED_PROXY_HOPS", int, defaults["trusted_proxy_hops"].default),
             lookback_days=_number(env, "LTM_LOOKBACK_DAYS", int, defaults["lookback_days"].default),
             max_bytes_billed=_number(env, "LTM_MAX_BYTES_BILLED", int, defaults["max_bytes_billed"].default),
             query_timeout_s=_number(env, "LTM_QUERY_TIMEOUT_S", float, defaults["query_timeout_s"].default),

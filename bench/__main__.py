@@ -1,11 +1,11 @@
-"""python -m bench {cli_start|publish|ingest|api|sink|all}"""
+"""python -m bench {cli_start|publish|ingest|api|sink|memory|all}"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("cli_start", "publish", "ingest", "api", "sink")
+NAMES = ("cli_start", "publish", "ingest", "api", "sink", "memory")
 
 
 def main(argv: list[str]) -> int:

@@ -11,9 +11,10 @@ _MAX_ATTRIBUTE = 1024
 
 
 def _clip(text: str) -> str:
-    encoded = text.encode("utf-8")
+    # backslashreplace: a detail may quote a lone surrogate, which Pub/Sub (UTF-8 attributes) would refuse.
+    encoded = text.encode("utf-8", "backslashreplace")
     if len(encoded) <= _MAX_ATTRIBUTE:
-        return text
+        return encoded.decode("utf-8")
     return encoded[: _MAX_ATTRIBUTE - 3].decode("utf-8", "ignore") + "…"
 
 

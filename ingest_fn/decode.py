@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest_fn.contract import EventValidator, parse_time
+from ingest_fn.contract import EventValidator, loads, parse_time
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Message:
 
 @dataclass(frozen=True)
 class Rejection:
-    error: str  # not_json | not_utf8 | schema | too_large
+    error: str  # not_json | not_utf8 | schema | too_large | undecodable
     detail: str
 
 
@@ -54,9 +54,11 @@ def decode(message: Message, validator: EventValidator, max_bytes: int) -> dict[
     except UnicodeDecodeError as exc:
         return Rejection("not_utf8", f"byte {exc.start}: {exc.reason}")
     try:
-        event = json.loads(text)
+        event = loads(text)
     except json.JSONDecodeError as exc:
         return Rejection("not_json", f"line {exc.lineno} column {exc.colno}: {exc.msg}")
+    except ValueError as exc:  # deeper than the contract allows, NaN, an integer of thousands of digits
+        return Rejection("not_json" if str(exc).startswith("not valid JSON") else "schema", str(exc))
     problems = validator.problems(event)
     if problems:
         return Rejection("schema", "; ".join(problems))
@@ -69,8 +71,10 @@ def decode(message: Message, validator: EventValidator, max_bytes: int) -> dict[
         "app_department": event["app_department"],
         "source": event.get("source"),
         "event_time": _utc(parse_time(event["event_time"])),
-        # JSON columns take JSON text in the streaming API
-        "payload": json.dumps(event["payload"], separators=(",", ":")) if "payload" in event else None,
+        # JSON columns take JSON text in the streaming API; the validator made sure it encodes (finite numbers,
+        # no lone surrogates), so BigQuery gets exactly the values that were sent.
+        "payload": json.dumps(event["payload"], separators=(",", ":"), ensure_ascii=False)
+        if "payload" in event else None,
         "message_id": message.message_id,
         "publish_time": _utc(publish_time),
         "ingest_time": _utc(datetime.now(UTC)),

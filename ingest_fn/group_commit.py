@@ -88,16 +88,33 @@ class GroupCommitter:
                 self._cond.notify_all()
 
     def _commit(self, batch: list[_Call]) -> None:
+        # Requests a batch may spend isolating rows the backend chokes on: enough to bisect down to one bad row
+        # (two per level), never the 2n-1 a full search would send while BigQuery is down.
+        self._isolate(batch, budget=[2 * max(1, len(batch)).bit_length()])
+
+    def _isolate(self, batch: list[_Call], budget: list[int]) -> None:
         self.inserts += 1
         INSERTS.inc()
         try:
             result = self.sink.insert([call.row for call in batch])
-        except BaseException as exc:  # every delivery in a failed request fails, and is retried by Pub/Sub
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                for call in batch:
+                    call.future.set_exception(TransientError(f"insert failed: {exc!r}"))
+                raise
+            # A whole request the backend answered with an error may be one row's fault (the local BigQuery answers
+            # 500 to a row it cannot encode): split it, so that row never holds back the good rows of its batch.
+            # Connection failures and timeouts are nobody's row: fail them all at once.
+            if len(batch) > 1 and budget[0] >= 2 and _answered(exc):
+                budget[0] -= 2
+                half = len(batch) // 2
+                self._isolate(batch[:half], budget)
+                self._isolate(batch[half:], budget)
+                return
+            # every delivery in a failed request fails, and is retried by Pub/Sub
             failure = exc if isinstance(exc, TransientError) else TransientError(f"insert failed: {exc}")
             for call in batch:
                 call.future.set_exception(failure)
-            if not isinstance(exc, Exception):
-                raise
             return
         unstored = set(result.unstored)
         for index, call in enumerate(batch):
@@ -105,3 +122,13 @@ class GroupCommitter:
                 call.future.set_exception(TransientError("BigQuery did not store the row"))
             else:
                 call.future.set_result(result.refused.get(index, STORED))
+
+
+def _answered(exc: BaseException) -> bool:
+    """True when BigQuery answered the request with an error status (as opposed to not answering at all)."""
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+    cause = exc.__cause__ if isinstance(exc, TransientError) else exc
+    if isinstance(cause, RetryError):  # the sink's retry gave up; what did the last attempt get?
+        cause = cause.cause
+    return isinstance(cause, GoogleAPICallError) and cause.code is not None

@@ -21,8 +21,15 @@ class Ingestor:
     max_event_bytes: int
 
     def handle(self, message: Message) -> str:
-        """Return "stored" or "dead_lettered"; raise TransientError when the delivery must be retried."""
-        outcome = decode(message, self.validator, self.max_event_bytes)
+        """Return "stored" or "dead_lettered"; raise TransientError when the delivery must be retried.
+
+        Every exception is one of the two: decoding is a pure function of the message, so one that raises would
+        raise on every redelivery and can never be stored (dead letter, with the exception as its reason); storing
+        and dead-lettering talk to services, so their failures may pass (retry)."""
+        try:
+            outcome = decode(message, self.validator, self.max_event_bytes)
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must still leave a reason, not 5 bare 500s
+            outcome = Rejection("undecodable", f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, dict):
             refused = self.committer.insert(outcome)
             if refused is STORED:

@@ -77,21 +77,50 @@ def from_synthetic(events: Iterable[dict[str, Any]], validator: Any, first: int 
     encode = json.JSONEncoder(separators=(",", ":")).encode
     problems = validator.problems
     for i, event in enumerate(events, first):
-        yield Item(i, encode(event).encode(), tuple(problems(event)))
+        data = encode(event).encode()
+        too_large = validator.size_problem(len(data))
+        yield Item(i, data, (too_large,) if too_large else tuple(problems(event)))
 
 
-def from_lines(stream: IO[str], validator: Any) -> Iterator[Item]:
-    """JSON Lines; blank lines are skipped; a line that is not JSON is an item with that problem."""
-    for number, line in enumerate(stream, 1):
+def from_lines(stream: IO[bytes] | IO[str], validator: Any) -> Iterator[Item]:
+    """JSON Lines, read as bytes a bounded line at a time; blank lines are skipped. Every way a line can be bad (not
+    UTF-8, not JSON, too deep, too large, against the contract) is an item with that problem, never an exception.
+    A line longer than the contract's event limit is not kept in memory: it is skipped whole, data and all (not
+    even --allow-invalid can publish it, as Pub/Sub would refuse it)."""
+    from ingest_fn.contract import loads
+
+    raw: IO[bytes] = getattr(stream, "buffer", stream)  # type: ignore[assignment]
+    limit = validator.limits.max_event_bytes
+    number = 0
+    while True:
+        read = raw.readline(limit + 2)  # the event, its newline, and one byte to tell "too long"
+        if not read:
+            return
+        number += 1
+        # a text stream without a buffer (io.StringIO) gives str
+        line = read.encode("utf-8", "surrogateescape") if isinstance(read, str) else read
+        if len(line) > limit + 1 or (len(line) == limit + 1 and not line.endswith(b"\n")):
+            newline = "\n" if isinstance(read, str) else b"\n"
+            while read and not read.endswith(newline):
+                read = raw.readline(1024 * 1024)  # skip the rest of the line, a bounded piece at a time
+            yield Item(number, b"", (f"(event): more than {limit} bytes, the contract's event limit",))
+            continue
         text = line.strip()
         if not text:
             continue
         try:
-            event = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Item(number, text.encode(), (f"not JSON: {exc.msg} at column {exc.colno}",))
+            event = loads(text.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield Item(number, text, (f"not UTF-8: byte {exc.start}: {exc.reason}",))
             continue
-        yield Item(number, text.encode(), tuple(validator.problems(event)))
+        except json.JSONDecodeError as exc:
+            yield Item(number, text, (f"not JSON: {exc.msg} at column {exc.colno}",))
+            continue
+        except ValueError as exc:  # deeper than the contract allows, NaN, an integer of thousands of digits
+            yield Item(number, text, (str(exc)[:300],))
+            continue
+        too_large = validator.size_problem(len(text))
+        yield Item(number, text, (too_large,) if too_large else tuple(validator.problems(event)))
 
 
 class _RateLimit:
@@ -144,7 +173,7 @@ def publish(
         extra["ordering_key"] = ordering_key
     summary.started = started = time.monotonic()
     for item in items:
-        if item.problems and not allow_invalid:
+        if item.problems and (not allow_invalid or not item.data):
             summary.invalid.append((item.position, "; ".join(item.problems)))
             continue
         limiter.wait()
@@ -176,7 +205,7 @@ def _batches(items: Iterable[Item], summary: Summary, allow_invalid: bool) -> It
     batch: list[Item] = []
     size = 0
     for item in items:
-        if item.problems and not allow_invalid:
+        if item.problems and (not allow_invalid or not item.data):
             summary.invalid.append((item.position, "; ".join(item.problems)))
             continue
         if batch and (len(batch) == BATCH_MAX_MESSAGES or size + len(item.data) > BATCH_MAX_BYTES):

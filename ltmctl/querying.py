@@ -159,7 +159,8 @@ def plan(table: str, *, sql: str | None = None, params: Sequence[str] = (), acti
         # Lower-cased like the API does, because user_email is stored lower-cased.
         return Query(queries.get_data_sql(table),
                      [Param("action_id", "STRING", action_id), Param("user_email", "STRING", user_email.lower()),
-                      Param("days", "INT64", days), Param("limit", "INT64", limit)], limit, dataset)
+                      Param("days", "INT64", days), Param("limit", "INT64", limit),
+                      Param("max_answer_bytes", "INT64", queries.DEFAULT_MAX_ANSWER_BYTES)], limit, dataset)
     return Query(queries.app_info_sql(table),
                  [Param("app_id", "STRING", app_id), Param("app_department", "STRING", department),
                   Param("days", "INT64", days), Param("top", "INT64", 5 if top is None else top)],
@@ -259,11 +260,60 @@ def _call(fn: Any) -> Any:
                            hint="Check `ltmctl local status`, or your network and credentials.") from None
 
 
-def dry_run(client: Any, query: Query) -> int:
-    """Bytes the query would process, from a dry run (which also validates the SQL)."""
+@dataclass(frozen=True)
+class DryRun:
+    bytes_processed: int
+    statement_type: str  # BigQuery's statementType: SELECT, DELETE, DROP_TABLE, SCRIPT, ...
+
+
+# What a plain `ltmctl query` may run: reading statements only. Everything else BigQuery names (INSERT, UPDATE,
+# DELETE, MERGE, CREATE_*, DROP_*, ALTER_*, TRUNCATE_TABLE, EXPORT_DATA, CALL, ...) may change data or schema.
+READ_ONLY_STATEMENTS = frozenset({"SELECT"})
+
+
+def dry_run(client: Any, query: Query) -> DryRun:
+    """Bytes the query would process and its statement type, from a dry run (which also validates the SQL).
+    Both BigQuery and bqemulator report the type, so one check serves both backends."""
     job = _call(lambda: client.query(query.sql, job_config=_job_config(query, dry_run=True,
                                                                         use_query_cache=False)))
-    return int(job.total_bytes_processed or 0)
+    return DryRun(int(job.total_bytes_processed or 0), str(job.statement_type or "UNKNOWN").upper())
+
+
+def refuse_local_script(sql: str) -> None:
+    """Local backend only: refuse a script before anything is sent. bqemulator *executes* a script even when asked
+    for a dry run (a DELETE after a SELECT deleted rows), so its statementType comes too late there. BigQuery's dry
+    run runs nothing, so in GCP the dry run alone decides. sqlglot's BigQuery tokenizer (bqemulator's own parser)
+    knows strings and comments, so only a real statement separator counts."""
+    import sqlglot
+    from sqlglot.errors import TokenError
+
+    try:
+        tokens = sqlglot.tokenize(sql, read="bigquery")
+    except TokenError as exc:
+        raise UsageError(f"The SQL cannot be read: {exc}", hint="Check quotes and comments.") from None
+    statements, current = 0, 0
+    for token in tokens:
+        if token.token_type.name == "SEMICOLON":
+            statements, current = statements + (current > 0), 0
+        else:
+            current += 1
+    if statements + (current > 0) > 1:
+        check_statement("SCRIPT", allow_writes=True)
+
+
+def check_statement(statement_type: str, *, allow_writes: bool) -> bool:
+    """Refuse what `query` must not run; True when the statement may change data or schema (then confirm it)."""
+    if statement_type == "SCRIPT":
+        raise UsageError("The SQL is a script (several statements); `ltmctl query` runs one statement only, so "
+                         "each result can be shown and each change confirmed.",
+                         hint="Run the statements one at a time.")
+    if statement_type in READ_ONLY_STATEMENTS:
+        return False
+    if not allow_writes:
+        raise UsageError(f"The statement is a {statement_type}, which may change data or schema; `ltmctl query` is "
+                         "read-only unless asked.",
+                         hint="Pass --allow-writes (and --yes without a terminal) to run it anyway.")
+    return True
 
 
 def run(client: Any, query: Query, *, max_bytes: int | None, timeout_s: float = 300.0) -> Result:

@@ -47,7 +47,8 @@ def publish(
     resolved = ctx.obj.load()
     options = {"attributes": _attributes(attr or []), "ordering_key": ordering_key, "rate": rate,
                "allow_invalid": allow_invalid}
-    stream = None if file is None else (sys.stdin if str(file) == "-" else _open(file))
+    # Bytes, read a bounded line at a time: a binary file or a huge line is a skipped line with its reason.
+    stream = None if file is None else (sys.stdin.buffer if str(file) == "-" else _open(file))
     with ui.progress("Publishing", total=count) as advance:
         on_progress = lambda ok, failed: advance(ok + failed)  # noqa: E731
         if count is not None:  # several processes for large runs, see publishing.workers_for
@@ -67,6 +68,6 @@ def publish(
 
 def _open(path: Path):
     try:
-        return path.open(encoding="utf-8")
+        return path.open("rb")
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--file") from None

@@ -30,7 +30,11 @@ def query(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate and estimate bytes and cost.")] = False,
     max_bytes: Annotated[int | None, typer.Option(
         min=1, help="Refuse queries above this many bytes (default: query.max_bytes of the environment).")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run even above --max-bytes.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Run even above --max-bytes; confirm a write allowed by --allow-writes.")] = False,
+    allow_writes: Annotated[bool, typer.Option(
+        "--allow-writes", help="Allow one statement that changes data or schema (DELETE, DROP, INSERT, CREATE ...); "
+                               "asks first on a terminal, else needs --yes.")] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="Row format on stdout.")] = "table",
     limit: Annotated[int | None, typer.Option(
         min=1, help="Fetch at most N rows (default 1000; 100 for --action-id, as the API).")] = None,
@@ -54,15 +58,25 @@ def query(
     c = clients.for_env(resolved)
     try:
         cap = max_bytes or settings.max_bytes
-        # The emulator has no bytes to bill, so locally the dry run happens only when asked for.
+        # Always a dry run first: it validates the SQL and names the statement type, so nothing that writes runs
+        # unasked. The emulator counts no bytes, so locally only --dry-run shows the estimate.
+        if resolved.env.backend == "local":
+            querying.refuse_local_script(planned.sql)
+        checked = querying.dry_run(c.bigquery, planned)
+        writes = querying.check_statement(checked.statement_type, allow_writes=allow_writes)
+        est = querying.estimate(checked.bytes_processed, settings.usd_per_tib, cap)
         if dry_run or resolved.env.backend == "gcp":
-            est = querying.estimate(querying.dry_run(c.bigquery, planned), settings.usd_per_tib, cap)
             note = " (the local BigQuery emulator checks the SQL but does not count bytes)" \
                 if resolved.env.backend == "local" else ""
-            ui.err.print(f"Dry run: the SQL is valid; {querying.describe(est, settings.usd_per_tib)}{note}.")
+            ui.err.print(f"Dry run: the SQL is valid ({checked.statement_type}); "
+                         f"{querying.describe(est, settings.usd_per_tib)}{note}.")
             if dry_run:
                 return
             cap = querying.bytes_cap(est, yes)
+        if writes:
+            ui.confirm(yes, f"run a {checked.statement_type}", f"Run this {checked.statement_type} on "
+                       f"{resolved.env.project}? It may change data or schema.")
+            ui.err.print(f"Running a {checked.statement_type} (--allow-writes).")
         result = querying.run(c.bigquery, planned, max_bytes=cap)
     finally:
         c.close()

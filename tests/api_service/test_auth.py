@@ -125,6 +125,14 @@ def test_every_auth_failure_gives_401_on_both_routes(api: Api, keys: Keys, tmp_p
         assert response.headers["www-authenticate"].startswith("IAP")
 
 
+@pytest.mark.parametrize("exp", [10**400, -(10**400), str(int(time.time()) + 600), True, 1.5e300])
+def test_an_exp_that_is_not_a_plausible_number_gives_401_not_500(api: Api, keys: Keys, exp: Any) -> None:
+    # Issue 12 item 3: a 400-digit exp answered 500 (float() overflowed); a numeric string was accepted.
+    response = api.get(f"/get_data/{unique('exp')}:a@example.com", auth=False, headers={HEADER: keys.token(exp=exp)})
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "unauthenticated"
+
+
 def test_clock_skew_within_the_leeway_is_accepted(api: Api, keys: Keys) -> None:
     late = keys.token(now=time.time() - 80, ttl_s=60)  # expired 20 s ago
     early = keys.token(now=time.time() + 20)  # issued 20 s from now

@@ -75,7 +75,8 @@ def test_one_json_line_per_request_in_cloud_logging_shape(api: Api, insert) -> N
     assert request["requestMethod"] == "GET" and request["status"] == 200
     assert request["requestUrl"].endswith(f"/get_data/{action}:someone@example.com?limit=5")
     assert re.fullmatch(r"\d+\.\d{6}s", request["latency"])
-    assert (request["userAgent"], request["remoteIp"]) == ("probe/1.0", "203.0.113.9")
+    # the rightmost entry is what Cloud Run's front end appended; the first is whatever the client wrote
+    assert (request["userAgent"], request["remoteIp"]) == ("probe/1.0", "10.0.0.1")
     assert ok["logging.googleapis.com/trace"] == f"projects/ltm-test/traces/{trace}"
     assert ok["logging.googleapis.com/spanId"] == "1" and ok["logging.googleapis.com/trace_sampled"] is True
     assert ok["email"] == "reader@example.com" and ok["cache"] == "miss" and ok["route"] == GET_DATA

@@ -76,7 +76,13 @@ def test_valid_events_become_rows_with_every_field_right(stack):
     (b"\xff\xfe\xfa", "not_utf8"),
     (json.dumps({"action_id": "only-this"}).encode(), "schema"),
     (json.dumps(event("ok", "a@b.co", payload={"blob": "x" * (1024 * 1024)})).encode(), "too_large"),
-])
+    # Issue 12 item 8: these raised in the function (500 five times, then a dead letter without a reason).
+    (json.dumps(event("ok", "a@b.co", event_time="0001-01-01T00:00:00+01:00")).encode(), "schema"),
+    (json.dumps(event("ok", "a@b.co", payload={"deep": "X"})).replace('"X"', "[" * 100_000 + "]" * 100_000).encode(),
+     "schema"),
+    (json.dumps(event("ok", "a@b.co", payload={"s": "\ud800"})).encode(), "schema"),
+    (json.dumps(event("ok\n", "a@b.co")).encode(), "schema"),
+], ids=["not_json", "not_utf8", "schema", "too_large", "year_0", "deep", "surrogate", "newline"])
 def test_bad_events_go_to_the_dead_letter_topic_with_their_reason(stack, data, error):
     dead_letters = stack.fresh_subscription(stack.resolved.pipeline.dead_letter_topic)
     marker = uuid.uuid4().hex

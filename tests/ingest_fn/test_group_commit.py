@@ -171,3 +171,30 @@ def test_an_idle_committer_never_lingers(stack):
     threads, results, _ = run_concurrently(committer, [row("gcidle2")])
     threads[0].join(20)  # a linger would hold it for 60 s
     assert not threads[0].is_alive() and list(results.values()) == [STORED]
+
+
+def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch(stack):
+    # Issue 12 item 8: bqemulator answers 500 to a whole request holding a lone surrogate, which failed every row
+    # of the batch. The good rows must be stored now; only the bad one is left to retry. (The contract now refuses
+    # such an event before it gets here; this is the defence behind it.)
+    import json
+
+    action = f"gc-bad-{uuid.uuid4().hex[:8]}"
+    gate = threading.Event()
+    # 3 s: long enough for a good half under load, short enough that the bad row's retries end soon
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate, timeout_s=3.0)
+    committer = GroupCommitter(sink)
+    good = [row(action) for _ in range(6)]
+    bad = row(action, payload=json.dumps({"s": "\ud800"}))
+    threads, results, _ = run_concurrently(committer, [good[0]])
+    time.sleep(0.2)  # the first caller leads and waits at the gate; the rest queue into one batch
+    more, more_results, _ = run_concurrently(committer, [*good[1:3], bad, *good[3:]])
+    time.sleep(0.2)
+    gate.set()
+    for t in threads + more:
+        t.join(30)
+    results.update(more_results)
+    assert stored_ids(stack, action) == {r["event_id"] for r in good}
+    assert all(results[r["event_id"]] is STORED for r in good)
+    assert isinstance(results[bad["event_id"]], TransientError)
+    assert any(len(b) > 1 and bad["event_id"] in b for b in sink.batches)  # it did share a request with good rows

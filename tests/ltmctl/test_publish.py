@@ -77,6 +77,29 @@ def test_jsonl_file_with_bad_lines_reports_them_by_line_and_skips_them(stack, tm
     assert "line 4: user_email: does not match" in result.stderr
 
 
+def test_every_bad_line_is_skipped_with_its_reason_never_a_traceback(stack, tmp_path):
+    # Issue 12 item 9: a binary file, an overflowing timestamp and deep nesting gave tracebacks; a 12 MB line hung
+    # for 10 minutes, then a RetryError traceback.
+    good = {"action_id": "a9", "user_email": "g@example.com", "app_id": "x", "app_department": "y",
+            "event_time": "2026-11-30T00:00:00Z"}
+    lines = [json.dumps(good).encode(), b"\xff\xfe\x00binary\x80",
+             json.dumps({**good, "event_time": "0001-01-01T00:00:00+01:00"}).encode(),
+             json.dumps({**good, "payload": {"d": "X"}}).replace('"X"', "[" * 100_000 + "]" * 100_000).encode(),
+             json.dumps({**good, "payload": {"blob": "x" * (12 * 1024 * 1024)}}).encode(),
+             json.dumps(good).encode()]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = ltm(stack, "publish", "--file", str(path), "-o", "json")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["published"], summary["invalid_skipped"]) == (2, 4)
+    assert "line 2: not UTF-8" in result.stderr
+    assert "line 3: event_time: outside the range" in result.stderr
+    assert "line 4: nested deeper than 32 levels" in result.stderr
+    assert "line 5: (event): more than 1048576 bytes" in result.stderr
+
+
 def test_allow_invalid_publishes_them_to_reach_the_dead_letter_topic(stack, tmp_path):
     sub = stack.fresh_subscription(stack.resolved.pipeline.topic)
     marker = uuid.uuid4().hex

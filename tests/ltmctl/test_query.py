@@ -236,3 +236,51 @@ def test_values_become_json_ready():
     assert querying.plain(b"\x00\xff") == "AP8="
     assert querying.plain({"a": [dt.date(2026, 1, 2)]}) == {"a": ["2026-01-02"]}
     assert querying.cell({"a": 1}) == '{"a":1}' and querying.cell(None) == "" and querying.cell(True) == "true"
+
+
+# Issue 12 item 6: statements that change data or schema ran with exit 0 ("0 rows"), and a script showed only its
+# last result. The statement type comes from BigQuery's dry run (bqemulator reports it too).
+def _scratch_table(stack) -> str:
+    from google.cloud import bigquery
+
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    table_id = f"{stack.project}.{stack.resolved.pipeline.dataset}.{name}"
+    stack.clients.bigquery.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField("n", "INT64")]))
+    stack.clients.bigquery.query(f"INSERT INTO `{table_id}` (n) VALUES (1), (2)").result()
+    return name
+
+
+def _count(stack, name) -> int:
+    sql = f"SELECT COUNT(*) AS n FROM `{stack.project}.{stack.resolved.pipeline.dataset}.{name}`"
+    return next(iter(stack.clients.bigquery.query(sql).result())).n
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM {t} WHERE TRUE", "DROP TABLE {t}", "INSERT INTO {t} (n) VALUES (3)",
+                                 "CREATE TABLE {t}_copy AS SELECT * FROM {t}", "UPDATE {t} SET n = 0 WHERE TRUE"])
+def test_statements_that_change_data_or_schema_are_refused_without_allow_writes(stack, sql):
+    name = _scratch_table(stack)
+    result = ltm(stack.resolved.path, sql.format(t=name))
+    assert result.exit_code == 2, result.output
+    assert "--allow-writes" in result.stderr and "Traceback" not in result.output
+    assert _count(stack, name) == 2  # nothing changed
+
+
+def test_allow_writes_needs_a_confirmation_and_then_runs_one_statement(stack):
+    name = _scratch_table(stack)
+    unconfirmed = ltm(stack.resolved.path, f"DELETE FROM {name} WHERE n = 1", "--allow-writes")
+    assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.stderr  # no terminal to ask on
+    assert _count(stack, name) == 2
+    confirmed = ltm(stack.resolved.path, f"DELETE FROM {name} WHERE n = 1", "--allow-writes", "--yes")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "DELETE" in confirmed.stderr
+    assert _count(stack, name) == 1
+
+
+def test_a_script_is_refused_naming_why(stack):
+    name = _scratch_table(stack)
+    for script in (f"SELECT 1; DELETE FROM {name} WHERE TRUE", "SELECT 1; SELECT 2"):
+        for extra in ((), ("--allow-writes", "--yes")):
+            result = ltm(stack.resolved.path, script, *extra)
+            assert result.exit_code == 2, result.output
+            assert "one statement" in result.stderr
+    assert _count(stack, name) == 2

@@ -1,0 +1,86 @@
+"""The contract's limits (issue 12, items 2, 7 and 8): stated once in event.schema.json, enforced by the one
+validator that ingest and `ltmctl publish` share. Pure checks; the three-way agreement with the API and BigQuery
+is in tests/api_service/test_contract_agreement.py."""
+
+import json
+
+import pytest
+
+from ingest_fn import contract
+from ingest_fn.contract import EventValidator, event_schema
+
+VALID = {"event_id": "e-1", "action_id": "login", "user_email": "ana@example.com", "app_id": "crm",
+         "app_department": "sales", "event_time": "2026-11-30T06:00:00Z", "payload": {"n": 1}}
+
+
+def nested(levels: int) -> dict:
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return EventValidator()
+
+
+def test_the_limits_are_stated_in_the_schema_file():
+    stated = event_schema()["x-ltm-limits"]
+    assert stated["max_event_bytes"] == 1024 * 1024
+    assert contract.limits().max_payload_depth == stated["max_payload_depth"]
+    assert contract.limits().max_event_bytes == stated["max_event_bytes"]
+
+
+@pytest.mark.parametrize("field", ["event_id", "action_id", "user_email", "app_id", "app_department"])
+def test_a_trailing_newline_is_refused_in_every_id_field(validator, field):
+    assert validator.problems(VALID) == []
+    problems = validator.problems({**VALID, field: VALID[field] + "\n"})
+    assert problems and problems[0].startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("email", ["a/b@example.com", "ana@exa/mple.com", "ana @example.com", "añа@example.com",
+                                   "ana@example.com\x00", "\x7f@example.com"])
+def test_an_email_the_api_cannot_route_is_refused(validator, email):
+    assert validator.problems({**VALID, "user_email": email})
+
+
+def test_payload_nesting_is_bounded(validator):
+    depth = contract.limits().max_payload_depth
+    assert validator.problems({**VALID, "payload": nested(depth)}) == []
+    [problem] = validator.problems({**VALID, "payload": nested(depth + 1)})
+    assert problem == f"payload: nested deeper than {depth} levels"
+    assert validator.problems({**VALID, "payload": nested(300)}) == [problem]
+    # arrays count as levels too
+    assert validator.problems({**VALID, "payload": {"a": json.loads("[" * depth + "]" * depth)}}) == [problem]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("\ud800", "payload.s: a string is not valid Unicode (lone surrogate)"),
+    (float("inf"), "payload.s: numbers must be finite"),
+    (float("nan"), "payload.s: numbers must be finite"),
+    (2**63, "payload.s: integer outside the 64-bit range BigQuery stores exactly"),
+])
+def test_payload_values_bigquery_cannot_store_unchanged_are_refused(validator, value, expected):
+    assert validator.problems({**VALID, "payload": {"s": value}}) == [expected]
+
+
+def test_a_lone_surrogate_in_a_key_is_refused(validator):
+    assert validator.problems({**VALID, "payload": {"\udfff": 1}})
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_outside_bigquerys_range_is_refused_not_raised(validator, when):
+    [problem] = validator.problems({**VALID, "event_time": when})
+    assert problem.startswith("event_time: outside the range")
+
+
+def test_the_range_ends_are_accepted(validator):
+    assert validator.problems({**VALID, "event_time": "0001-01-01T00:00:00Z"}) == []
+    assert validator.problems({**VALID, "event_time": "9999-12-31T23:59:59.999999Z"}) == []
+
+
+def test_id_fields_state_their_length(validator):
+    for field in ("event_id", "action_id", "app_id", "app_department"):
+        assert event_schema()["properties"][field]["maxLength"] == 128
+        assert validator.problems({**VALID, field: "a" * 129})
