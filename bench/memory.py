@@ -1,12 +1,16 @@
-"""memory: the API's resident memory (RSS of the uvicorn process of a local stack) under 10,000 distinct keys and
+"""memory: the API's resident memory (RSS of the uvicorn process of a local stack) under many distinct keys and
 under large-answer keys, against its own idle RSS measured first in the same run (the baseline).
 
-Distinct keys: LTM_BENCH_KEYS (10,000) get_data keys, each with one small event, requested once each by 16
-concurrent clients (every answer a cache miss, every answer kept: 10,000 entries). Large answers: 4 keys of 40
-events with 800 KB payloads each (32 MB a key), requested with every `limit` from 1 to 40 and two `days`:
-the trial's pattern that took the API from 129 MB to 1 GB in 20 requests. The cache is bounded at its default
-128 MiB, every answer at 4 MiB. Target: peak RSS ≤ 1 GiB — half of the 2 GiB Cloud Run instance, the other half
-room for requests in flight and the runtime."""
+Distinct keys: LTM_BENCH_KEYS (10,000) distinct get_data cache keys, requested once each by 16 concurrent
+clients (every answer a cache miss, every answer kept). They are 100 action:user keys of 5 events each, each
+asked with up to 100 different `limit`s: the hostile reader's pattern. The local BigQuery answers about 5 queries
+a second whatever the table holds, so 10,000 keys take over half an hour here.
+
+Large answers: 4 keys of 40 events with 800 KB payloads each (32 MB a key), requested with every `limit` from 1
+to 40 and two `days`: the trial's pattern that took the API from 129 MB to 1 GB in 20 requests.
+
+The cache is bounded at its default 128 MiB, every answer at 4 MiB. Target: peak RSS ≤ 1 GiB, half of the 2 GiB
+Cloud Run instance, the other half room for requests in flight and the runtime."""
 
 from __future__ import annotations
 
@@ -67,17 +71,17 @@ def run() -> dict:
         table = f"{state.project}.{resolved.pipeline.dataset}.{resolved.pipeline.table}"
         token = mint_token(resolved, "bench@example.com", 3600)
         tag = uuid.uuid4().hex[:6]
-        small = [f"k{tag}-{i}" for i in range(keys)]
-        for start in range(0, keys, 500):
-            rows = [_row(action, {"i": 1}, 600) for action in small[start:start + 500]]
-            assert clients.bigquery.insert_rows_json(table, rows) == []
+        actions = [f"k{tag}-{i}" for i in range(100)]
+        rows = [_row(action, {"i": i}, 600 + i) for action in actions for i in range(5)]
+        assert clients.bigquery.insert_rows_json(table, rows) == []
+        per_action = -(-keys // len(actions))
+        small = [f"/get_data/{a}:mem@example.com?limit={n}" for n in range(1, per_action + 1) for a in actions][:keys]
 
         asyncio.run(_get_all(state.api_url, ["/healthz"] * 50, token, [0], pid))
         idle = rss(pid)
         peak = [idle]
         started = time.monotonic()
-        distinct = asyncio.run(_get_all(state.api_url, [f"/get_data/{a}:mem@example.com" for a in small], token,
-                                        peak, pid))
+        distinct = asyncio.run(_get_all(state.api_url, small, token, peak, pid))
         distinct_s, after_distinct = time.monotonic() - started, rss(pid)
         # Inserted only now: bqemulator scans the whole table for every query, so 128 MB of large rows would make
         # the distinct-keys phase measure the emulator instead of the API.

@@ -95,23 +95,31 @@ def own_dead_letter(subscriber: Any, path: str, run_id: str, wait_s: float,
         time.sleep(0.5)
 
 
-class LocalProbe:
-    """The running local stack: its emulators, its services' ports, assertions minted with its IAP key."""
+class _DataPath:
+    """What both backends do the same way through Google's clients: publish to the topic, read the table."""
 
-    backend = "local"
+    clients: Any
 
-    def __init__(self, resolved: Any, state: Any, clients: Any, mint: Any) -> None:
-        self.resolved, self.state, self.clients, self.mint = resolved, state, clients, mint
-        p = resolved.pipeline
-        self.table = f"{state.project}.{p.dataset}.{p.table}"
-        self.topic_path = clients.publisher.topic_path(state.project, p.topic)
-        self.dlq_path = clients.subscriber.subscription_path(state.project, p.dead_letter_subscription)
+    def _names(self, project: str, pipeline: Any) -> None:
+        self.table = f"{project}.{pipeline.dataset}.{pipeline.table}"
+        self.topic_path = f"projects/{project}/topics/{pipeline.topic}"
+        self.dlq_path = f"projects/{project}/subscriptions/{pipeline.dead_letter_subscription}"
 
     def publish(self, data: bytes, attributes: dict[str, str]) -> str:
         return _publish(self.clients.publisher, self.topic_path, data, attributes)
 
     def rows(self, event_id: str) -> list[dict[str, Any]]:
         return _rows(self.clients.bigquery, self.table, event_id)
+
+
+class LocalProbe(_DataPath):
+    """The running local stack: its emulators, its services' ports, assertions minted with its IAP key."""
+
+    backend = "local"
+
+    def __init__(self, resolved: Any, state: Any, clients: Any, mint: Any) -> None:
+        self.resolved, self.state, self.clients, self.mint = resolved, state, clients, mint
+        self._names(state.project, resolved.pipeline)
 
     def get(self, path: str, *, authenticated: bool) -> Answer:
         from ltmctl.api_calls import IAP_HEADER
@@ -153,7 +161,7 @@ class LocalProbe:
         }
 
 
-class GcpProbe:
+class GcpProbe(_DataPath):
     """A gcp environment as `identity` (the build's account in CI): Google's clients with its credentials, the API
     through IAP with a JWT that identity signs for itself, Cloud Monitoring for the API's request count."""
 
@@ -163,18 +171,9 @@ class GcpProbe:
                  sign: Any) -> None:
         self.resolved, self.clients, self.monitoring = resolved, clients, monitoring
         self.api_url, self.identity, self.sign = api_url.rstrip("/"), identity, sign
-        env, p = resolved.env, resolved.pipeline
-        self.project = env.project
-        self.table = f"{env.project}.{p.dataset}.{p.table}"
-        self.topic_path = f"projects/{env.project}/topics/{p.topic}"
-        self.dlq_path = f"projects/{env.project}/subscriptions/{p.dead_letter_subscription}"
+        self.project = resolved.env.project
+        self._names(self.project, resolved.pipeline)
         self._token: str | None = None
-
-    def publish(self, data: bytes, attributes: dict[str, str]) -> str:
-        return _publish(self.clients.publisher, self.topic_path, data, attributes)
-
-    def rows(self, event_id: str) -> list[dict[str, Any]]:
-        return _rows(self.clients.bigquery, self.table, event_id)
 
     def get(self, path: str, *, authenticated: bool) -> Answer:
         headers = dict(AJAX_HEADERS)

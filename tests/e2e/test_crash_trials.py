@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from api_service import queries
-from ltmctl import clients
 from ltmctl.cli import app
 from ltmctl.local import processes
 from tests.conftest import make_project
+from tests.stack_support import clients_for, flat, state_of
 
 pytestmark = pytest.mark.e2e
 
@@ -33,20 +33,6 @@ BUDGET_S = 250
 
 def ltm(project_dir, *args):
     return runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), *args])
-
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
-
-
-def state_of(project_dir) -> dict:
-    return json.loads((project_dir / ".ltm" / "local" / "state.json").read_text())
-
-
-def clients_for(project_dir):
-    state = state_of(project_dir)
-    return clients.for_emulators(state["project"], f"127.0.0.1:{state['ports']['pubsub']}",
-                                 f"http://127.0.0.1:{state['ports']['bigquery']}")
 
 
 def publish(project_dir, action: str, user: str, count: int) -> set[str]:

@@ -9,29 +9,15 @@ import uuid
 
 from typer.testing import CliRunner
 
-from ltmctl import clients
 from ltmctl.cli import app
 from ltmctl.local import processes
+from tests.stack_support import clients_for, flat, state_of
 
 runner = CliRunner()
 
 
 def ltm(project_dir, *args):
     return runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", *args])
-
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
-
-
-def state_of(project_dir) -> dict:
-    return json.loads((project_dir / ".ltm" / "local" / "state.json").read_text())
-
-
-def clients_for(project_dir):
-    state = state_of(project_dir)
-    return clients.for_emulators(state["project"], f"127.0.0.1:{state['ports']['pubsub']}",
-                                 f"http://127.0.0.1:{state['ports']['bigquery']}")
 
 
 def publish(project_dir, action: str, count: int) -> None:
