@@ -52,8 +52,8 @@ def auth_headers(resolved: Resolved, email: str, ttl_s: int = 300) -> dict[str, 
     account = resolved.env.iap.service_account
     credentials = None
     if account is None:
-        credentials = _adc(resolved)
-        account = _service_account_of(credentials)
+        credentials = adc_credentials(resolved)
+        account = service_account_of(credentials)
     if account is not None:
         return {"Authorization": f"Bearer {sign_iap_jwt(resolved, account, audience, min(ttl_s, IAP_JWT_MAX_TTL_S))}"}
     return {"Authorization": f"Bearer {_person_id_token(resolved, credentials)}"}
@@ -86,7 +86,7 @@ def sign_iap_jwt(resolved: Resolved, account: str, audience: str, ttl_s: int) ->
     return answer.signed_jwt
 
 
-def _adc(resolved: Resolved) -> object:
+def adc_credentials(resolved: Resolved) -> object:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
@@ -104,7 +104,7 @@ def _adc(resolved: Resolved) -> object:
     return credentials
 
 
-def _service_account_of(credentials: object) -> str | None:
+def service_account_of(credentials: object) -> str | None:
     """The account of service-account credentials (a key, an attached account, impersonation); None for a person."""
     email = getattr(credentials, "service_account_email", None)
     if email and email != "default":

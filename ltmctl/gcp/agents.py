@@ -30,7 +30,7 @@ def generate(session: Any, endpoint: str | None, project: str, service: str, *,
              sleep: Callable[[float], None] = time.sleep, timeout_s: float = OPERATION_TIMEOUT_S) -> str:
     """Create (or find) the service agent of `service` (e.g. "iap.googleapis.com") and wait until its operation is
     done; return the agent's email."""
-    from google.api_core.exceptions import DeadlineExceeded, from_http_status
+    from google.api_core.exceptions import DeadlineExceeded, from_grpc_status
 
     base = (endpoint or SERVICE_USAGE_ENDPOINT).rstrip("/") + "/v1beta1"
     # The method takes no request body (serviceusage.v1beta1.json): none is sent.
@@ -45,12 +45,9 @@ def generate(session: Any, endpoint: str | None, project: str, service: str, *,
         op = _json(session.get(f"{base}/{op['name']}", timeout=60))
     if op.get("error"):
         error = op["error"]
-        raise from_http_status(_HTTP.get(error.get("code", 2), 500), error.get("message", "unknown error"))
+        # An operation's error is a google.rpc.Status: its code is gRPC's, as for api_core's own operation polling.
+        raise from_grpc_status(error.get("code", 2), error.get("message", "unknown error"))
     return str((op.get("response") or {}).get("email", ""))
-
-
-# google.rpc.Code of an operation's error → the HTTP status api_core maps to the same exception.
-_HTTP = {3: 400, 5: 404, 6: 409, 7: 403, 9: 400, 16: 401, 8: 429, 4: 504, 14: 503, 13: 500, 2: 500}
 
 
 def ensure(credentials: Any, endpoint: str | None, project: str, services: Iterable[str],

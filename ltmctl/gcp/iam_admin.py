@@ -49,12 +49,3 @@ class IamAdminRest(RestClient):
 
     def delete_service_account(self, request: dict[str, Any]) -> None:
         self._call("DELETE", request["name"])
-
-    def get_iam_policy(self, request: dict[str, Any]) -> Any:
-        """IAM's serviceAccounts.getIamPolicy is a POST without a body: the policy version is the query parameter
-        `options.requestedPolicyVersion` (iam.v1.json), unlike the GetIamPolicyRequest body most APIs take."""
-        from ltmctl.gcp.rest import _policy
-
-        version = (request.get("options") or {}).get("requested_policy_version")
-        params = {"options.requestedPolicyVersion": version} if version else None
-        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy", params=params))

@@ -32,9 +32,11 @@ class RestClient:
         return response.text or "{}"
 
     def get_iam_policy(self, request: dict[str, Any]) -> Any:
+        """IAM's serviceAccounts.getIamPolicy is a POST without a body: the policy version is the query parameter
+        `options.requestedPolicyVersion` (iam.v1.json), unlike the GetIamPolicyRequest body most APIs take."""
         version = (request.get("options") or {}).get("requested_policy_version")
-        body = {"options": {"requestedPolicyVersion": version}} if version else {}
-        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy", body))
+        params = {"options.requestedPolicyVersion": version} if version else None
+        return _policy(self._call("POST", f"{request['resource']}:getIamPolicy", params=params))
 
     def set_iam_policy(self, request: dict[str, Any]) -> Any:
         from google.protobuf import json_format

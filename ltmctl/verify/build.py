@@ -44,7 +44,7 @@ def _gcp(resolved: Any, identity: str | None) -> Iterator[Any]:
     env = resolved.env
     identity = identity or env.iap.service_account
     if identity is None and not os.environ.get(ENDPOINT_ENV):
-        identity = api_calls._service_account_of(api_calls._adc(resolved))
+        identity = api_calls.service_account_of(api_calls.adc_credentials(resolved))
     if identity is None:
         raise ConfigError(f"{resolved.path}: no service account to call the API through IAP as.",
                           hint="Pass --service-account EMAIL (CI: the build's account, ltm-deployer), or set "

@@ -108,17 +108,6 @@ _INPUT_ONLY = {"clientSecret"}
 _OUTPUT_ONLY = {"clientSecretSha256"}
 
 
-def _camel_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_camel(k): _camel_keys(v) for k, v in value.items()}
-    return value
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _mask_path(path: str) -> list[str]:
     """An updateMask path (snake or camel case) as camelCase keys (the request was already checked against the
     IapSettings schema of iap.v1's discovery document, masks included)."""
@@ -143,7 +132,7 @@ class IapSettingsStore:
         return {"name": name, **stored}
 
     def patch(self, name: str, body: Any, update_mask: str | None) -> dict[str, Any]:
-        sent = _camel_keys(body or {})
+        sent = json.loads(json.dumps(body or {}))  # already camelCase: the server hands over what Google parsed
         sent.pop("name", None)
         _drop_output_only(sent)
         current = json.loads(json.dumps(self.settings.get(name, {})))

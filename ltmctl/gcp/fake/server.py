@@ -261,7 +261,6 @@ class FakeGcp:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.tokens: dict[str, str] = {}  # bearer token -> member, as issued by token_for
-        self.authorize_requests = True
 
     # --- composition -------------------------------------------------------------------------------------------
 
@@ -456,7 +455,7 @@ class FakeGcp:
                 match = self._method(req, api if op is None else None)
             except ApiError as exc:
                 return exc.code, exc.body(legacy), legacy
-            if match is not None and self.authorize_requests:
+            if match is not None:
                 try:
                     self._authorize(req, match)
                 except ApiError as exc:
