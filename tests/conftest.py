@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,16 +91,22 @@ def stop_stack(s: Stack) -> None:
     stack.down(s.resolved, force=True)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The session's local stack: Pub/Sub emulator, bqemulator, ingest function, infra applied."""
-    directory = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(directory: Path) -> Iterator[Stack]:
+    """A local stack in `directory` for the duration of the block, stopped and its state removed afterwards."""
     s = start_stack(directory)
     try:
         yield s
     finally:
         stop_stack(s)
         shutil.rmtree(directory / ".ltm", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The session's local stack: Pub/Sub emulator, bqemulator, ingest function, infra applied."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as s:
+        yield s
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, start_stack, stop_stack
+from tests.conftest import REPO, running_stack
 
 NAMES = ["API ready", "event stored exactly once, as sent", "GET /get_data with a credential answers the event",
          "GET /app_info without a credential is refused", "an event published twice is counted once",
@@ -20,15 +19,8 @@ NAMES = ["API ready", "event stored exactly once, as sent", "GET /get_data with 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    # The stack's processes import this checkout (the tests may run from a worktree not installed in the venv).
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    directory = tmp_path_factory.mktemp("verify")
-    s = start_stack(directory)
-    try:
+    with running_stack(tmp_path_factory.mktemp("verify")) as s:
         yield s
-    finally:
-        stop_stack(s)
-        shutil.rmtree(directory / ".ltm", ignore_errors=True)
 
 
 def verify(s, *args: str) -> tuple[int, dict, str]:
