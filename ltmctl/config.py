@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -256,8 +258,14 @@ def find_config(explicit: str | os.PathLike[str] | None = None, cwd: Path | None
 def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None) -> Resolved:
     """Find, parse and validate the config, and select an environment (--env, LTM_ENV, then `local`)."""
     path, root = find_config(explicit)
-    config = parse(read_text(path), path)
+    parsed = _parse(read_text(path), path)
+    config = parsed.config
     name = env or os.environ.get("LTM_ENV") or DEFAULT_ENV
+    if name in parsed.bases:
+        raise ConfigError(f"{path}:{parsed.lines[('bases', name)]}: bases.{name}: is a base (settings that "
+                          "environments share through `extends`), not an environment; it cannot be selected.",
+                          hint=f"Choose an environment that extends it, or add one with `extends: {name}` under "
+                               "`environments:`.")
     if name not in config.environments:
         known = ", ".join(sorted(config.environments))
         raise ConfigError(f"{path}: environment {name!r} is not defined (defined: {known}).",
@@ -267,6 +275,13 @@ def load(explicit: str | os.PathLike[str] | None = None, env: str | None = None)
     if chosen.ingest_mode is not None:
         pipeline = pipeline.model_copy(update={"ingest_mode": chosen.ingest_mode})
     return Resolved(name=name, env=chosen, pipeline=pipeline, path=path, root=root)
+
+
+def check(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, Config]:
+    """Find the config and validate every environment in it, each merged with what it extends, selecting none;
+    one ConfigError lists every problem."""
+    path, _ = find_config(explicit)
+    return path, parse(read_text(path), path)
 
 
 def read_text(path: Path) -> str:
@@ -295,24 +310,106 @@ def ingest_mode_key(resolved: Resolved) -> tuple[str, ...]:
 
 def key_line(path: Path, key: tuple[str, ...]) -> int:
     """The line of `key` (e.g. ("pipeline", "ingest_mode")) in the config file, or of its nearest parent; 1 if
-    none is written there (the value is a default)."""
-    lines: dict[tuple[str, ...], int] = {}
+    none is written there (the value is a default). A key an environment inherits is found where it is written:
+    in the base (or environment) it `extends`."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        if node is not None:
-            _index_lines(node, (), lines, path)
+        lines, data = _compose(path.read_text(encoding="utf-8"), path)
+        chains = _inherit(data, lines, path).chains if isinstance(data, dict) else {}
     except (OSError, ValueError, yaml.YAMLError, ConfigError):
         return 1
-    return next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), 1)
+    if len(key) >= 2 and key[0] == "environments" and key[1] in chains:
+        return _origin(lines, chains[key[1]], key[2:])[0]
+    return _line_of(lines, key)
+
+
+def value_origins(resolved: Resolved) -> dict[str, str]:
+    """Where each setting of the environment (dotted, as `as_dict` shows it) is written: `environments.NAME` or
+    `bases.BASE` with the line, or `default` when no entry of its chain sets it."""
+    lines, data = _compose(read_text(resolved.path), resolved.path)
+    chains = _inherit(data, lines, resolved.path).chains if isinstance(data, dict) else {}
+    chain = chains.get(resolved.name, [("environments", resolved.name)])
+    shown = {k: v for k, v in resolved.as_dict().items() if k not in ("environment", "config_file", "pipeline")}
+    found: dict[str, str] = {}
+
+    def walk(value: Any, rest: tuple[str, ...]) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(inner, (*rest, str(key)))
+            return
+        line, source = _origin(lines, chain, rest, exact=True)
+        found[".".join(rest)] = f"{'.'.join(source)} (line {line})" if source else "default"
+
+    walk(shown, ())
+    return found
+
+
+def inherited_settings(text: str, path: Path, name: str) -> dict[str, Any]:
+    """Environment `name` as written, merged with what it `extends`, unvalidated (for `init`, which edits the
+    file); {} when the file does not define it."""
+    lines, data = _compose(text, path)
+    envs = _inherit(data, lines, path).data.get("environments") if isinstance(data, dict) else None
+    value = envs.get(name) if isinstance(envs, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def parse(text: str, path: Path) -> Config:
-    """Parse YAML text into a validated Config; errors carry `file:line: key: problem`."""
+    """Parse YAML text into a validated Config, each environment merged with what it `extends`; errors carry
+    `file:line: key: problem`, every problem in the file at once."""
+    return _parse(text, path).config
+
+
+MAX_NODES = 20_000  # far more than any config holds; a file expanding to more through aliases is refused
+MAX_CHAIN = 16  # `extends` links from an environment to its furthest base
+# Inheritance multiplies like aliases do (fifty environments each carry a copy of their base): the environments
+# as merged, which validation walks one by one, are bounded too.
+MAX_RESOLVED_NODES = 10 * MAX_NODES
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")  # environment and base names
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    config: Config
+    lines: dict[Key, int]
+    bases: frozenset[str]
+
+
+@dataclass
+class _Inheritance:
+    data: dict[str, Any]  # the file's data without `bases`, each environment merged with what it extends
+    chains: dict[str, list[Key]]  # environment -> its own key, then each entry it inherits from, nearest first
+    bases: frozenset[str]
+    problems: list[str]
+    dropped: bool = False  # an environment with a broken `extends` is left out of validation
+
+
+def _parse(text: str, path: Path) -> _Parsed:
+    lines, data = _compose(text, path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping with `pipeline` and `environments`.")
+    inherited = _inherit(data, lines, path)
+    problems = list(inherited.problems)
+    config = None
+    try:
+        config = Config.model_validate(inherited.data)
+    except ValidationError as exc:
+        # With an environment left out for its broken `extends`, "no environments" is not a problem of its own.
+        errors = [e for e in exc.errors() if not (inherited.dropped and e["loc"] == ("environments",))]
+        problems += _describe_all(errors, lines, inherited.chains, path)
+    if problems or config is None:
+        raise ConfigError("\n".join(problems),
+                          hint="Fix the keys named above; `ltmctl config validate` re-checks the file.")
+    return _Parsed(config=config, lines=lines, bases=inherited.bases)
+
+
+def _compose(text: str, path: Path) -> tuple[dict[Key, int], Any]:
+    """The line of every key in the file, and its data."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         # Aliases are shared when loaded but walked once per use here (and by validation): the walk is bounded
         # and comes before anything expands them, so an alias bomb is refused instead of hanging.
-        lines: dict[tuple[str, ...], int] = {}
+        lines: dict[Key, int] = {}
         if node is not None:
             _index_lines(node, (), lines, path)
         data = yaml.safe_load(text)
@@ -322,20 +419,137 @@ def parse(text: str, path: Path) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{line}: not valid YAML: {problem}.",
                           hint="Fix the YAML syntax at that line.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the config must be a mapping with `pipeline` and `environments`.")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = [_describe(err, lines, path) for err in exc.errors()]
-        raise ConfigError("\n".join(problems),
-                          hint="Fix the keys named above; `ltmctl config validate` re-checks the file.") from None
+    return lines, data
 
 
-MAX_NODES = 20_000  # far more than any config holds; a file expanding to more through aliases is refused
+def _inherit(data: dict[str, Any], lines: dict[Key, int], path: Path) -> _Inheritance:
+    """Merge each environment onto the entry (a base or another environment) it `extends`, recursively: mappings
+    merge key by key at any depth, the child winning; lists and values are replaced whole."""
+    problems: list[str] = []
+
+    def problem(key: Key, text: str) -> None:
+        message = f"{path}:{_line_of(lines, key)}: {'.'.join(key)}: {text}"
+        if message not in problems:  # a broken base is met once per environment that extends it
+            problems.append(message)
+
+    raw_bases = data.get("bases") or {}
+    if not isinstance(raw_bases, dict):
+        problem(("bases",), "must be a mapping of base names to the settings they share.")
+        raw_bases = {}
+    envs = data.get("environments")
+    entries: dict[str, tuple[Key, Any]] = {}
+    for name, value in raw_bases.items():
+        key = ("bases", str(name))
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            problem(key, "a base's name is lower-case letters, digits, '-' and '_', starting with a letter.")
+        elif isinstance(envs, dict) and name in envs:
+            problem(key, f"an environment has the same name, so `extends: {name}` would be ambiguous.")
+        elif not isinstance(value, dict):
+            problem(key, "must be a mapping of the settings it shares.")
+        else:
+            entries[name] = (key, value)
+    bases = frozenset(entries)
+    rest = {k: v for k, v in data.items() if k != "bases"}
+    if not isinstance(envs, dict):
+        return _Inheritance(rest, {}, bases, problems)
+    for name, value in envs.items():
+        entries.setdefault(str(name), (("environments", str(name)), value))
+
+    chains: dict[str, list[str]] = {}
+    for name in entries:
+        chain, broken = _follow(name, entries, lines)
+        if broken:
+            problem(*broken)
+        else:
+            chains[name] = chain
+
+    merged: dict[str, Any] = {}
+
+    def resolve(name: str) -> Any:
+        if name not in merged:
+            value = entries[name][1]
+            own = {k: v for k, v in value.items() if k != "extends"} if isinstance(value, dict) else value
+            merged[name] = _merge(resolve(value["extends"]), own) if len(chains[name]) > 1 else own
+        return merged[name]
+
+    budget = [MAX_RESOLVED_NODES]
+    out: dict[Any, Any] = {}
+    env_chains: dict[str, list[Key]] = {}
+    dropped = False
+    for original, _ in envs.items():
+        name = str(original)
+        if name not in chains:
+            dropped = True
+            continue
+        out[original] = resolve(name)
+        if not _within(out[original], budget):
+            raise ConfigError(f"{path}:{_line_of(lines, ('environments', name))}: environments.{name}: with what "
+                              f"they inherit, the environments hold more than {MAX_RESOLVED_NODES:,} values; "
+                              "refused rather than expanded.",
+                              hint="Fewer environments, or smaller bases (or fewer YAML aliases in them).")
+        env_chains[name] = [entries[n][0] for n in chains[name]]
+    return _Inheritance({**rest, "environments": out}, env_chains, bases, problems, dropped)
 
 
-def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int], path: Path,
+def _follow(name: str, entries: dict[str, tuple[Key, Any]], lines: dict[Key, int]
+            ) -> tuple[list[str], tuple[Key, str] | None]:
+    """The names `name` inherits from, itself first; or where and why its chain of `extends` is broken."""
+    chain = [name]
+    while True:
+        key, value = entries[chain[-1]]
+        if not isinstance(value, dict) or "extends" not in value:
+            return chain, None
+        parent = value["extends"]
+        where = (*key, "extends")
+        if not isinstance(parent, str):
+            kind = "nothing" if parent is None else f"a {type(parent).__name__}"
+            return chain, (where, f"must name one environment or base (a string), not {kind}.")
+        if parent not in entries:
+            close = difflib.get_close_matches(parent, list(entries), n=1)
+            known = f"did you mean {close[0]!r}?" if close else "define it under `bases:` or `environments:`."
+            return chain, (where, f"no environment or base is named {parent!r}; {known}")
+        if parent in chain:
+            # Named once, where the circle's first `extends` is written, whichever environment leads into it.
+            circle = chain[chain.index(parent):]
+            start = min(range(len(circle)), key=lambda i: _line_of(lines, (*entries[circle[i]][0], "extends")))
+            circle = circle[start:] + circle[:start]
+            return chain, ((*entries[circle[0]][0], "extends"),
+                           f"`extends` goes round in a circle ({' → '.join([*circle, circle[0]])}); an entry "
+                           "cannot inherit from itself.")
+        if len(chain) > MAX_CHAIN:
+            return chain, ((*entries[name][0], "extends"),
+                           f"more than {MAX_CHAIN} `extends` in a row ({name} → {chain[1]} → … → {parent}); "
+                           "refused. Flatten the chain of bases.")
+        chain.append(parent)
+
+
+def _merge(base: Any, child: Any) -> Any:
+    """`child` over `base`: mappings merged key by key at any depth, anything else replaced whole. Neither input
+    is changed (aliased YAML values are shared between entries)."""
+    if not (isinstance(base, dict) and isinstance(child, dict)):
+        return child
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = _merge(base[key], value) if key in base else value
+    return out
+
+
+def _within(value: Any, budget: list[int]) -> bool:
+    """Count `value`'s nodes against the shared budget; False once it is spent."""
+    stack = [value]
+    while stack:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _index_lines(node: yaml.Node, prefix: Key, lines: dict[Key, int], path: Path,
                  seen_nodes: list[int] | None = None) -> None:
     seen_nodes = seen_nodes if seen_nodes is not None else [0]
     seen_nodes[0] += 1
@@ -361,17 +575,59 @@ def _index_lines(node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str
             _index_lines(item, (*prefix, str(i)), lines, path, seen_nodes)
 
 
-def _describe(err: dict[str, Any], lines: dict[tuple[str, ...], int], path: Path) -> str:
-    loc = tuple(str(part) for part in err["loc"])
-    # Pydantic appends validator names (e.g. "function-after[...]") that are not keys of the file.
-    loc = tuple(part for part in loc if "[" not in part)
-    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
-    key = ".".join(loc) or "(top level)"
-    message = err["msg"]
+def _line_of(lines: dict[Key, int], key: Key) -> int:
+    """The line of `key`, or of its nearest written parent; 1 when none is written."""
+    return next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), 1)
+
+
+def _origin(lines: dict[Key, int], chain: list[Key], rest: Key, exact: bool = False) -> tuple[int, Key | None]:
+    """(line, entry) where an environment's key `rest` is written: the environment itself or the nearest entry of
+    its chain that writes it. A key none writes falls back to its nearest written parent, then to the
+    environment's own line; with `exact`, to (1, None)."""
+    for n in range(len(rest), len(rest) - 1 if exact else 0, -1):
+        for entry in chain:
+            if (*entry, *rest[:n]) in lines:
+                return lines[(*entry, *rest[:n])], entry
+    return (1, None) if exact else (_line_of(lines, chain[0]), chain[0])
+
+
+def _describe_all(errors: list[Any], lines: dict[Key, int], chains: dict[str, list[Key]], path: Path) -> list[str]:
+    """One `file:line: key: problem` per problem. An environment's problem names the line where the offending
+    value is written, in a base when it is inherited; fifty environments inheriting one bad value make one
+    line, naming the first and counting the rest."""
+    groups: dict[tuple[Any, ...], list[tuple[str, str, str]]] = {}  # (key, environment, note) per problem
+    for err in errors:
+        loc = tuple(str(part) for part in err["loc"])
+        # Pydantic appends validator names (e.g. "function-after[...]") that are not keys of the file.
+        loc = tuple(part for part in loc if "[" not in part)
+        message = _message(err)
+        chain = chains.get(loc[1]) if len(loc) >= 2 and loc[0] == "environments" else None
+        if chain is None:
+            groups.setdefault((_line_of(lines, loc), loc, message, None), []).append(
+                (".".join(loc) or "(top level)", "", ""))
+            continue
+        line, source = _origin(lines, chain, loc[2:])
+        note = ""
+        if source != chain[0]:
+            note = f"inherited from {'.'.join(source or ())}"
+        elif err["type"] == "missing" and len(chain) > 1:
+            note = f"set neither here nor in {', '.join('.'.join(entry) for entry in chain[1:])}"
+        groups.setdefault((line, loc[2:], message, source), []).append((".".join(loc), loc[1], note))
+    described = []
+    for (line, _, message, _), members in groups.items():
+        key, _, note = members[0]
+        notes = [note] if note else []
+        if len(members) > 1:
+            others = [env for _, env, _ in members[1:]]
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            notes.append(f"the same in {len(others)} more environment{'s' if len(others) > 1 else ''}: {shown}")
+        described.append(f"{path}:{line}: {key}: {message}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return described
+
+
+def _message(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    elif message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    return f"{path}:{line}: {key}: {message}"
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"]).removeprefix("Value error, ")

@@ -12,23 +12,30 @@ Output = Annotated[Literal["yaml", "json"], typer.Option("--output", "-o", help=
 
 
 @app.command()
-def show(ctx: typer.Context, output: Output = "yaml") -> None:
-    """Print the resolved environment (pipeline settings included).
+def show(ctx: typer.Context, output: Output = "yaml",
+         origin: Annotated[bool, typer.Option("--origin", help="Instead of the values, where each is written: "
+                                                             "the environment or the base it inherits it from, "
+                                                             "with the line, or `default`.")] = False) -> None:
+    """Print the resolved environment (pipeline settings included), merged with the bases it `extends`.
 
     Example: ltmctl --env dev config show --output json
     """
-    from ltmctl import ui
+    from ltmctl import config, ui
 
-    ui.emit(ctx.obj.load().as_dict(), output)
+    resolved = ctx.obj.load()
+    ui.emit(config.value_origins(resolved) if origin else resolved.as_dict(), output)
 
 
 @app.command()
 def validate(ctx: typer.Context) -> None:
-    """Check every environment in the config file; exit 3 naming file, line and key on the first problem.
+    """Check every environment in the config file, each merged with the bases it `extends`; exit 3 listing every
+    problem, each with file, line and key.
 
     Example: ltmctl config validate
     """
-    from ltmctl import ui
+    from ltmctl import config, ui
 
-    resolved = ctx.obj.load()
-    ui.err.print(f"[green]✓[/green] {resolved.path} is valid (environment [bold]{resolved.name}[/bold]).")
+    path, checked = config.check(ctx.obj.config)
+    names = list(checked.environments)
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    ui.err.print(f"[green]✓[/green] {path} is valid ({len(names)} environment(s): {listed}).")
