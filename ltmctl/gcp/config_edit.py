@@ -2,7 +2,8 @@
 included) stays as it was. PyYAML round trips would drop the comments; ruamel is not a dependency.
 
 Values are replaced at the exact character span of their YAML scalar; missing keys are inserted as new lines
-at the end of their block. The result is validated strictly before anything is written.
+at the end of their block (inside the braces of a `{…}` one). A value the environment already inherits through
+`extends` is not written again. The result is validated strictly before anything is written.
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ def upsert_gcp_environment(text: str, path: Path, name: str, values: dict[str, A
     if not isinstance(envs, yaml.MappingNode) or envs.flow_style:
         raise ConfigError(f"{path}:{envs.start_mark.line + 1}: `environments` must be a block mapping for "
                           "`ltmctl init` to edit it.", hint="Write one environment per indented block.")
+    bases = _get(root, "bases")
+    if bases is not None and isinstance(bases[1], yaml.MappingNode) and _get(bases[1], name) is not None:
+        raise UsageError(f"{name!r} in {path} is a base (settings environments share through `extends`), not an "
+                         "environment.", hint=f"Choose an environment's name with --env NAME; one that has "
+                                              f"`extends: {name}` inherits what the base holds.")
     env_indent = _child_indent(envs, 2)
     entry = _get(envs, name)
     if entry is None:
@@ -127,19 +133,27 @@ def upsert_gcp_environment(text: str, path: Path, name: str, values: dict[str, A
         return _validated(edits.result(), path)
 
     env = entry[1]
-    if not isinstance(env, yaml.MappingNode) or env.flow_style:
-        raise ConfigError(f"{path}:{env.start_mark.line + 1}: environments.{name} must be a block mapping for "
+    if not isinstance(env, yaml.MappingNode):
+        raise ConfigError(f"{path}:{env.start_mark.line + 1}: environments.{name} must be a mapping for "
                           "`ltmctl init` to edit it.")
+    # What the environment inherits through `extends` counts as set: a value it already inherits is not written
+    # again (fifty environments sharing a base stay short), a different one is written here, overriding it.
+    from ltmctl.config import inherited_settings
+
+    settings = inherited_settings(text, path, name)
     backend = _get(env, "backend")
-    if backend is not None and backend[1].value != "gcp":
-        raise UsageError(f"Environment {name!r} in {path} is a {backend[1].value} environment.",
+    kind = backend[1].value if backend is not None else settings.get("backend")
+    if kind not in (None, "gcp"):
+        source = "" if backend is not None else " (through `extends`)"
+        raise UsageError(f"Environment {name!r} in {path} is a {kind} environment{source}.",
                          hint="Choose another name with --env NAME (for example dev).")
-    inner = _child_indent(env, env_indent + 2)
-    added: list[str] = []
+    inner = _child_indent(env, env_indent + 2) if not env.flow_style else 0
+    added: list[tuple[str, str]] = []
     for key, value in {"backend": "gcp", **top}.items():
         found = _get(env, key)
         if found is None:
-            added.append(f"{' ' * inner}{key}: {value}\n")
+            if settings.get(key) != value:
+                added.append((key, str(value)))
         elif isinstance(found[1], yaml.ScalarNode):
             edits.replace(found[1], str(value))
         else:
@@ -147,7 +161,9 @@ def upsert_gcp_environment(text: str, path: Path, name: str, values: dict[str, A
     if number is not None:
         gcp = _get(env, "gcp")
         if gcp is None:
-            added.append(f"{' ' * inner}gcp: {{project_number: {number}}}\n")
+            inherited = settings.get("gcp")
+            if not (isinstance(inherited, dict) and inherited.get("project_number") == number):
+                added.append(("gcp", f"{{project_number: {number}}}"))
         elif not isinstance(gcp[1], yaml.MappingNode):
             raise ConfigError(f"{path}:{gcp[1].start_mark.line + 1}: environments.{name}.gcp must be a mapping.")
         else:
@@ -162,8 +178,14 @@ def upsert_gcp_environment(text: str, path: Path, name: str, values: dict[str, A
             else:
                 indent = _child_indent(gcp[1], inner + 2)
                 edits.insert_after(_last_line(gcp[1]), f"{' ' * indent}project_number: {number}\n")
-    if added:
-        edits.insert_after(_last_line(env), "".join(added))
+    if added and env.flow_style:
+        # `name: {extends: base, project: p}`, the short form of an inheriting environment: add inside the braces.
+        before = edits.text[env.start_mark.index + 1:env.end_mark.index - 1].rstrip()
+        at = env.start_mark.index + 1 + len(before)
+        sep = ", " if before and not before.endswith(",") else ""
+        edits.edits.append((at, at, sep + ", ".join(f"{k}: {v}" for k, v in added)))
+    elif added:
+        edits.insert_after(_last_line(env), "".join(f"{' ' * inner}{k}: {v}\n" for k, v in added))
     return _validated(edits.result(), path)
 
 

@@ -96,3 +96,56 @@ def test_init_without_credentials_says_how_to_get_them(tmp_path, monkeypatch, co
     assert result.exit_code == 4, result.output
     assert "gcloud auth application-default login" in result.output
     assert config_path.read_text() == before
+
+
+FLEET = """\
+bases:
+  prod-base:
+    backend: gcp
+    region: europe-west1
+    gcp: {artifact_repository: fleet}
+environments:
+  local: {backend: local, project: ltm-local}
+  prod-1: {extends: prod-base, project: other-project}   # the short form
+  prod-2:
+    extends: prod-base
+    project: other-project
+"""
+
+
+def test_init_on_an_inheriting_environment_writes_only_what_it_does_not_inherit(fake, ltmctl, config_path):
+    config_path.write_text(FLEET)
+    result = ltmctl("init", "--project", PROJECT, "--region", "europe-west1", "--env", "prod-2", env=None)
+    assert result.exit_code == 0, result.output
+    # The region and backend it inherits are not written again; the project is its own; project_number is added
+    # beside it, merged with the base's gcp settings rather than replacing them.
+    assert config_path.read_text() == FLEET.replace(
+        "  prod-2:\n    extends: prod-base\n    project: other-project\n",
+        f"  prod-2:\n    extends: prod-base\n    project: {PROJECT}\n    gcp: {{project_number: 123456789012}}\n")
+    env = config.load(config_path, "prod-2").env
+    assert (env.region, env.gcp.project_number, env.gcp.artifact_repository) == ("europe-west1", 123456789012,
+                                                                                 "fleet")
+
+
+def test_init_on_a_short_inheriting_environment_edits_inside_its_braces(fake, ltmctl, config_path):
+    config_path.write_text(FLEET)
+    result = ltmctl("init", "--project", PROJECT, "--region", "us-east1", "--env", "prod-1", env=None)
+    assert result.exit_code == 0, result.output
+    assert config_path.read_text() == FLEET.replace(
+        "prod-1: {extends: prod-base, project: other-project}",
+        f"prod-1: {{extends: prod-base, project: {PROJECT}, region: us-east1, gcp: {{project_number: 123456789012}}}}")
+    env = config.load(config_path, "prod-1").env
+    assert (env.project, env.region, env.gcp.artifact_repository) == (PROJECT, "us-east1", "fleet")
+    assert config.load(config_path, "prod-2").env.region == "europe-west1"  # the base is untouched
+
+
+def test_init_refuses_a_base_and_an_environment_that_inherits_local(fake, ltmctl, config_path):
+    config_path.write_text(FLEET + "  sandbox: {extends: local, project: ltm-sandbox}\n")
+    before = config_path.read_text()
+    result = ltmctl("init", "--project", PROJECT, "--region", "europe-west1", "--env", "prod-base", env=None)
+    assert result.exit_code == 2, result.output
+    assert "is a base" in result.output
+    result = ltmctl("init", "--project", PROJECT, "--region", "europe-west1", "--env", "sandbox", env=None)
+    assert result.exit_code == 2, result.output
+    assert "local environment (through `extends`)" in result.output
+    assert config_path.read_text() == before
