@@ -106,6 +106,22 @@ def test_extends_must_be_a_name(tmp_path):
            "(a string), not a list" in message
 
 
+def test_a_lone_environment_with_a_broken_extends_is_one_problem(tmp_path):
+    text = "environments:\n  only: {extends: missing, project: ltm-only}\n"
+    path, message = _error(tmp_path, text, "only")
+    assert message == f"{path}:2: environments.only.extends: no environment or base is named 'missing'; " \
+                      "define it under `bases:` or `environments:`."  # not also "no environments"
+
+
+def test_an_alias_bomb_in_a_base_is_still_refused_before_merging(tmp_path):
+    levels = "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
+    text = (f"anchors:\n  l0: &l0 [x, x, x, x, x, x, x, x, x]\n{levels}"
+            "bases:\n  b: {backend: gcp, region: us-central1, iap: {members: *l8}}\n"
+            "environments:\n  e: {extends: b, project: ltm-eeeee}\n")
+    _, message = _error(tmp_path, text, "e")
+    assert "through YAML aliases" in message
+
+
 def test_a_cycle_is_refused_once_where_it_starts(tmp_path):
     text = FLEET.replace("  gcp-base:                    # no project", "  gcp-base:\n    extends: prod-base  #")
     path, message = _error(tmp_path, text)
