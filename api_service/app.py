@@ -26,18 +26,23 @@ caller gets 401 whatever the path holds."""
 def build_bigquery_client(settings: Settings, *, credentials: Any = None, api_endpoint: str | None = None) -> Any:
     """Google's endpoint with Application Default Credentials, or the emulator without credentials; or
     `api_endpoint` with `credentials`: a stand-in for Google's REST API (tests: a fake that authorizes each call as
-    the account whose token `credentials` carries)."""
+    the account whose token `credentials` carries).
+
+    Every client asks for BigQuery's short-query mode (jobCreationMode JOB_CREATION_OPTIONAL on jobs.query): a
+    query that finishes within the request's timeout comes back in that one answer, without a job to create
+    and poll (queries.py runs every query through query_and_wait, which sends it)."""
     from google.cloud import bigquery
 
+    short = {"default_job_creation_mode": bigquery.enums.JobCreationMode.JOB_CREATION_OPTIONAL}
     if api_endpoint:
         return bigquery.Client(project=settings.project, credentials=credentials,
-                               client_options={"api_endpoint": api_endpoint})
+                               client_options={"api_endpoint": api_endpoint}, **short)
     if settings.bigquery_endpoint:
         from google.auth.credentials import AnonymousCredentials
 
         return bigquery.Client(project=settings.project, credentials=AnonymousCredentials(),
-                               client_options={"api_endpoint": settings.bigquery_endpoint})
-    return bigquery.Client(project=settings.project)
+                               client_options={"api_endpoint": settings.bigquery_endpoint}, **short)
+    return bigquery.Client(project=settings.project, **short)
 
 
 def build_key_source(settings: Settings) -> KeySource:

@@ -95,14 +95,17 @@ def _job_config(params: list[tuple[str, str, Any]], max_bytes: int | None) -> An
 
 
 def _run(client: Any, sql: str, config: Any, timeout_s: float) -> Any:
-    """The query's rows, every retry and wait bounded by timeout_s (the library's default retries for 10 min)."""
+    """The query's rows from one jobs.query request when BigQuery answers within timeout_s (the usual case: the
+    client the API builds asks for short-query mode, so no job is created), polling only a query that outlives
+    the request. Every retry and wait is bounded by timeout_s (the library's defaults retry for 10 minutes)."""
     from google.cloud.bigquery import DEFAULT_RETRY
     from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
     retry, job_retry = DEFAULT_RETRY.with_timeout(timeout_s), DEFAULT_JOB_RETRY.with_timeout(timeout_s)
-    # job_retry=None here: any other value wraps jobs.insert in a fixed 10-minute retry of its own.
-    job = client.query(sql, job_config=config, retry=retry, job_retry=None, timeout=timeout_s)
-    return job.result(timeout=timeout_s, retry=retry, job_retry=job_retry)
+    # api_timeout is also sent as the request's timeoutMs: how long BigQuery holds the answer before it makes
+    # a job of the query and the client has to poll; wait_timeout bounds that polling, then cancels the job.
+    return client.query_and_wait(sql, job_config=config, api_timeout=timeout_s, wait_timeout=timeout_s,
+                                 retry=retry, job_retry=job_retry)
 
 
 def get_data(client: Any, table: str, *, action_id: str, user_email: str, limit: int = 100, days: int = 30,

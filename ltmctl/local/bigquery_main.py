@@ -15,10 +15,17 @@ Adjustments, all made here so bqemulator itself stays unmodified on disk:
   table, and every insert after it fails (more values than the table has columns). The columns a patch adds go
   into the DuckDB table as well, so a table of an older contract is updated in place as on BigQuery. (Relaxing
   REQUIRED to NULLABLE needs nothing more: the DuckDB columns carry no NOT NULL.)
+- bqemulator's jobs.query answers a query that fails (a missing table, a bad column) with 200, `jobComplete` and
+  the error in `errors`, a shape made for `client.query()`, which then reads the failed job. `query_and_wait`, which
+  the API uses, reads that answer as an empty result: the API would say 404 where BigQuery's HTTP error gives 503.
+  BigQuery answers a failed jobs.query with the HTTP error itself (404 notFound, 400 invalidQuery, ...), and so
+  does the stack's emulator: the route raises bqemulator's own error for that reason, which its handlers render
+  in Google's error shape.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -57,6 +64,30 @@ def _schema_patches_reach_storage() -> None:
     DuckDBCatalogRepository.update_table = update_table_and_storage  # type: ignore[method-assign]
 
 
+def _failed_queries_are_http_errors() -> None:
+    from bqemulator.api.routes import jobs
+    from bqemulator.domain.errors import InvalidQueryError
+    from fastapi.routing import APIRoute
+
+    by_reason = {kind.bq_reason: kind for kind in jobs._SQL_EXECUTION_DOMAIN_ERRORS}
+    index, route = next((i, r) for i, r in enumerate(jobs.router.routes)
+                        if isinstance(r, APIRoute) and r.path.endswith("/queries") and "POST" in r.methods)
+    answer_query = route.endpoint
+
+    @functools.wraps(answer_query)  # FastAPI reads the signature (and its dependencies) through __wrapped__
+    async def query_or_http_error(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answer = await answer_query(*args, **kwargs)
+        errors = answer.get("errors") if isinstance(answer, dict) and answer.get("jobComplete") else None
+        if errors:  # only the failure branch sets `errors` on a complete answer
+            first = errors[0]
+            raise by_reason.get(first.get("reason"), InvalidQueryError)(first.get("message", "query failed"),
+                                                                         location=first.get("location"))
+        return answer
+
+    jobs.router.routes[index] = APIRoute(route.path, query_or_http_error, methods=sorted(route.methods),
+                                         name=route.name, tags=route.tags)
+
+
 def _no_pandas() -> None:
     # DuckDB's Python module looks for pandas on every registered Arrow scan and keeps looking when it is not
     # installed: 20 failed imports per streaming insert, each a walk of sys.path (12% of the emulator's CPU
@@ -86,6 +117,7 @@ def main() -> None:
     if os.environ.get("LTM_BQ_TIME_TRAVEL") != "1":
         _skip_automatic_snapshots()
     _schema_patches_reach_storage()
+    _failed_queries_are_http_errors()
     from bqemulator.cli import main as bqemulator_main
 
     sys.argv[0] = "bqemulator"

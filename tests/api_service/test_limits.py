@@ -128,10 +128,10 @@ class CountingBigQuery:
     def __init__(self, client: Any) -> None:
         self._client, self.sent, self._lock = client, [], threading.Lock()
 
-    def query(self, sql: str, job_config: Any = None, **kwargs: Any) -> Any:
+    def query_and_wait(self, sql: str, job_config: Any = None, **kwargs: Any) -> Any:
         with self._lock:
             self.sent.append({p.name: p.value for p in job_config.query_parameters})
-        return self._client.query(sql, job_config=job_config, **kwargs)
+        return self._client.query_and_wait(sql, job_config=job_config, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

@@ -1,6 +1,6 @@
 """After `provision`, each runtime identity does exactly its job, through the services' own code and Google's
 clients, against the strict fake: ingest writes the events table and publishes dead letters, the API reads the
-table with query jobs, Pub/Sub's agent may forward dead letters. Each grant is needed (taking it away makes that
+table with queries, Pub/Sub's agent may forward dead letters. Each grant is needed (taking it away makes that
 call fail with 403 naming the permission), and no identity can do another's job."""
 
 from __future__ import annotations
@@ -109,11 +109,11 @@ def test_the_api_runs_its_queries_as_its_account(provisioned):
     assert _get_data(provisioned, API_SA) == (0, [])  # the fake evaluates no SQL: every query answers no rows
     assert _app_info(provisioned, API_SA) is None
 
-    inserts = provisioned.find("POST", r"/projects/my-project-id/jobs$")
-    assert len(inserts) == 2 and all(r.principal == API_SA and r.status == 200 for r in inserts)
-    assert all(f"`{TABLE}`" in r.body["configuration"]["query"]["query"] for r in inserts)
-    results = provisioned.find("GET", r"/projects/my-project-id/queries/")
-    assert results and all(r.principal == API_SA and r.status == 200 for r in results)
+    # One jobs.query each, in short-query mode: no job to insert, no results to fetch (tests/gcp/test_api_queries.py)
+    queries = provisioned.find("POST", r"/projects/my-project-id/queries$")
+    assert len(queries) == 2 and all(r.principal == API_SA and r.status == 200 for r in queries)
+    assert all(f"`{TABLE}`" in r.body["query"] for r in queries)
+    assert [r.method_id for r in provisioned.requests] == ["bigquery.jobs.query"] * 2
 
 
 # --- each grant is needed -------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
                              "https://cloud.google.com/bigquery/docs/running-queries#required_permissions"),
     "bigquery.jobs.query": (("bigquery.jobs.create",),
                             "https://cloud.google.com/bigquery/docs/running-queries#required_permissions"),
+    "bigquery.jobs.cancel": (("bigquery.jobs.update",),
+                             "https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/cancel"),
     "bigquery.jobs.getQueryResults": (("bigquery.jobs.get",),
                                       "https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/getQueryResults"),
     # Streaming inserts: "bigquery.tables.updateData, bigquery.tables.get, bigquery.datasets.get" (Google's method

@@ -1,13 +1,18 @@
 """BigQuery API v2: datasets (with their `access` list, BigQuery's dataset-level IAM) and tables (with their IAM
 policy, for grants narrower than a dataset); streaming inserts (`tabledata.insertAll`: rows kept per table, rows that
-do not fit the table's schema refused row by row as BigQuery does); query jobs that are done at once.
+do not fit the table's schema refused row by row as BigQuery does); queries, as jobs (`jobs.insert`, then `jobs.get`
+and `jobs.getQueryResults`, `jobs.cancel`) or in one `jobs.query` request, where `jobCreationMode:
+JOB_CREATION_OPTIONAL` (BigQuery's short-query mode) answers without creating a job when it can.
 
 The fake does not evaluate SQL, except one shape: `SELECT * FROM `table` WHERE col = @param [AND ...]` answers the
 rows insertAll stored whose columns equal those parameters (other conditions, such as a look-back window on the
-partition column, are not evaluated; verify's lookups by event id have that shape). Any other query job completes
-with no rows and the schema of the table it reads. What it
-does check is who may run it: `bigquery.jobs.create` on the project and `bigquery.tables.getData` on every table the
-query names (`ltmctl.gcp.fake.authz`)."""
+partition column, are not evaluated; verify's lookups by event id have that shape). Any other query completes
+with no rows and the schema of the table it reads. What it does check, as BigQuery does: who may run it
+(`bigquery.jobs.create` on the project and `bigquery.tables.getData` on every table the query names,
+`ltmctl.gcp.fake.authz`), that every table it names exists, that every @parameter it uses is given, and that it
+bills no more than `maximumBytesBilled` (it bills what BigQuery's on-demand minimums say, or every stored row's
+JSON when that is more: the fake prunes nothing). A query runs for `query_s` wall seconds (0 by default); an
+answer waits for it up to the request's `timeoutMs`, then says `jobComplete: false`, as BigQuery does."""
 
 from __future__ import annotations
 
@@ -40,7 +45,12 @@ class BigQueryApi(Api):
         self.tables: dict[str, dict[str, Any]] = {}  # "project:dataset.table" -> Table JSON
         self.policies = PolicyStore(fake)  # "project:dataset.table" -> the table's IAM policy
         self.rows: dict[str, list[dict[str, Any]]] = {}  # "project:dataset.table" -> [{insertId, json}] streamed in
-        self.jobs: dict[str, dict[str, Any]] = {}  # "project:jobId" -> Job JSON, plus "creator" (not sent)
+        # "project:jobId" -> Job JSON, plus what is never sent: "creator", "rows", "done_at" (time.monotonic())
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.queries: list[str] = []  # queryIds of the short queries answered without a job
+        # How long each query runs, in wall seconds (0: done at once). jobs.query and getQueryResults hold their
+        # answer up to the request's timeoutMs for it, as BigQuery does, and serve other requests meanwhile.
+        self.query_s = 0.0
 
     def routes(self):
         d = "/bigquery/v2/projects/{project}/datasets"
@@ -63,6 +73,8 @@ class BigQueryApi(Api):
             ("POST", t + "/{table}/insertAll", self.insert_all),
             ("POST", "/bigquery/v2/projects/{project}/jobs", self.insert_job),
             ("GET", "/bigquery/v2/projects/{project}/jobs/{job}", self.get_job),
+            ("POST", "/bigquery/v2/projects/{project}/jobs/{job}/cancel", self.cancel_job),
+            ("POST", "/bigquery/v2/projects/{project}/queries", self.query),
             ("GET", "/bigquery/v2/projects/{project}/queries/{job}", self.get_query_results),
         ]
 
@@ -243,41 +255,148 @@ class BigQueryApi(Api):
                                    for i in range(len(rows)) if i in bad or not skip]
         return out
 
-    # --- query jobs ---------------------------------------------------------------------------------------------
+    # --- queries: jobs.insert, jobs.query (short-query mode), results, cancel ------------------------------------
+
+    def _prepare(self, req: Request, pid: str, sql: str, parameters: list[dict[str, Any]],
+                 max_bytes: str | None) -> dict[str, Any]:
+        """What running `sql` yields: its schema, rows and bytes billed; or Google's refusal of it (a table that
+        does not exist, a named parameter not given, a byte cap below what the query bills)."""
+        from ltmctl.gcp.fake.authz import referenced_tables
+
+        tables = []
+        for name in referenced_tables(sql, pid):
+            _, ref_project, _, ref_dataset, _, ref_table = name.split("/")
+            tables.append(self._table(ref_project, ref_dataset, ref_table))  # 404 for a table that does not exist
+        given = {p.get("name") for p in parameters}
+        for missing in dict.fromkeys(n for n in _named_parameters(sql) if n not in given):
+            raise ApiError(400, "INVALID_ARGUMENT", f"Query parameter '{missing}' not found", reason="invalidQuery")
+        billed = _billed([self.rows.get(t["id"], []) for t in tables])
+        if max_bytes is not None and billed > int(max_bytes):
+            raise ApiError(400, "INVALID_ARGUMENT", f"Query exceeded limit for bytes billed: {int(max_bytes)}. "
+                                                    f"{billed} or higher required.", reason="bytesBilledLimitExceeded")
+        schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
+        rows = _lookup(sql, parameters, self.rows.get(tables[0]["id"], []) if len(tables) == 1 else [], schema)
+        return {"schema": schema, "rows": rows, "billed": billed,
+                "location": tables[0]["location"] if tables else "US"}
+
+    def _new_job(self, req: Request, pid: str, job_id: str, location: str, config: dict[str, Any],
+                 ran: dict[str, Any]) -> str:
+        key = f"{pid}:{job_id}"
+        if key in self.jobs:
+            raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Job {key}", reason="duplicate")
+        now = _millis()
+        billed = str(ran["billed"])
+        self.jobs[key] = {
+            "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
+            "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
+            "configuration": config, "status": {"state": "RUNNING"}, "user_email": req.principal.split(":", 1)[-1],
+            "statistics": {"creationTime": now, "startTime": now, "totalBytesProcessed": billed,
+                           "query": {"totalBytesProcessed": billed, "totalBytesBilled": billed, "cacheHit": False,
+                                     "statementType": "SELECT", "schema": ran["schema"]}},
+            "creator": req.principal, "rows": ran["rows"], "done_at": time.monotonic() + self.query_s,
+        }
+        return key
+
+    def _done(self, key: str, wait_s: float = 0.0) -> bool:
+        """Whether the job is done, after waiting up to wait_s (wall time: BigQuery holds an answer up to the
+        request's timeoutMs) for it to finish."""
+        job = self.jobs[key]
+        left = job["done_at"] - time.monotonic()
+        if "errorResult" not in job["status"] and left > 0 and wait_s > 0:
+            self._sleep_unlocked(min(left, wait_s))
+        done = "errorResult" in job["status"] or job["done_at"] <= time.monotonic()
+        if done and job["status"]["state"] != "DONE":
+            job["status"] = {"state": "DONE"}
+        if done:
+            job["statistics"].setdefault("endTime", _millis())
+        return done
 
     def insert_job(self, req: Request, project: str):
         pid = self.fake.project_id(project)
         body = dict(req.data or {})
         config = body.get("configuration") or {}
-        query = (config.get("query") or {}).get("query")
-        if not query:
+        query_config = config.get("query") or {}
+        if not query_config.get("query"):
             raise ApiError(501, "UNIMPLEMENTED", "fake: only query jobs are implemented.")
-        from ltmctl.gcp.fake.authz import referenced_tables
-
-        tables = []
-        for name in referenced_tables(query, pid):
-            _, ref_project, _, ref_dataset, _, ref_table = name.split("/")
-            tables.append(self._table(ref_project, ref_dataset, ref_table))  # 404 for a table that does not exist
         ref = dict(body.get("jobReference") or {})
         job_id = ref.get("jobId") or f"job_{self.fake.next_id()}"
-        key = f"{pid}:{job_id}"
-        if key in self.jobs:
-            raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Job {key}", reason="duplicate")
-        location = ref.get("location") or (tables[0]["location"] if tables else "US")
-        now = _millis()
-        schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
-        rows = _lookup(query, (config.get("query") or {}).get("queryParameters") or [],
-                       self.rows.get(tables[0]["id"], []) if len(tables) == 1 else [], schema)
-        self.jobs[key] = {
-            "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
-            "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
-            "configuration": config, "status": {"state": "DONE"}, "user_email": req.principal.split(":", 1)[-1],
-            "statistics": {"creationTime": now, "startTime": now, "endTime": now, "totalBytesProcessed": "0",
-                           "query": {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
-                                     "statementType": "SELECT", "schema": schema}},
-            "creator": req.principal, "rows": rows,
-        }
+        try:
+            ran = self._prepare(req, pid, query_config["query"], query_config.get("queryParameters") or [],
+                                query_config.get("maximumBytesBilled"))
+        except ApiError as exc:
+            if exc.code == 404:
+                raise
+            # A job that BigQuery accepts and then fails: the insert succeeds, the job is DONE with its error.
+            ran = {"schema": {"fields": []}, "rows": [], "billed": 0, "location": ref.get("location") or "US"}
+            key = self._new_job(req, pid, job_id, ref.get("location") or ran["location"], config, ran)
+            error = {"reason": exc.reason or "invalid", "message": exc.message}
+            self.jobs[key]["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+            return self._job_json(key)
+        key = self._new_job(req, pid, job_id, ref.get("location") or ran["location"], config, ran)
+        self._done(key)
         return self._job_json(key)
+
+    def query(self, req: Request, project: str):
+        """jobs.query: the answer inline when the query finishes within timeoutMs (default 10 s). With
+        jobCreationMode JOB_CREATION_OPTIONAL and every row in the answer, no job is created (a queryId names the
+        query); otherwise a job is, and the answer carries its reference (and, in optional mode, why)."""
+        pid = self.fake.project_id(project)
+        body = dict(req.data or {})
+        if body.get("dryRun"):
+            raise ApiError(501, "UNIMPLEMENTED", "fake: dry-run queries are not implemented.")
+        if body.get("useLegacySql", True):  # legacy SQL is jobs.query's default
+            raise ApiError(501, "UNIMPLEMENTED", "fake: only standard SQL (useLegacySql: false) is implemented.")
+        sql = body.get("query") or ""
+        if not sql.strip():
+            raise ApiError(400, "INVALID_ARGUMENT", "Syntax error: Unexpected end of script at [1:1]",
+                           reason="invalidQuery")
+        ran = self._prepare(req, pid, sql, body.get("queryParameters") or [], body.get("maximumBytesBilled"))
+        location = body.get("location") or ran["location"]
+        optional = body.get("jobCreationMode") == "JOB_CREATION_OPTIONAL"
+        timeout_s = int(body.get("timeoutMs", 10_000)) / 1000
+        max_results = body.get("maxResults")
+        query_id = f"fake-query-{self.fake.next_id()}"
+        long_running = self.query_s > timeout_s
+        large = max_results is not None and len(ran["rows"]) > int(max_results)
+        answer: dict[str, Any] = {"kind": "bigquery#queryResponse", "location": location}
+        if optional and not long_running and not large:
+            if self.query_s > 0:
+                self._sleep_unlocked(self.query_s)
+            self.queries.append(query_id)
+            answer.update(self._results(ran["rows"], ran["schema"], None, None), queryId=query_id,
+                          totalBytesBilled=str(ran["billed"]), totalBytesProcessed=str(ran["billed"]))
+            return answer
+        config = {"query": {k: v for k, v in body.items() if k in _QUERY_CONFIG}, "jobType": "QUERY"}
+        key = self._new_job(req, pid, f"job_{self.fake.next_id()}", location, config, ran)
+        job = self.jobs[key]
+        answer["jobReference"] = job["jobReference"]
+        if optional:
+            answer["jobCreationReason"] = {"code": "LONG_RUNNING" if long_running else "LARGE_RESULTS"}
+        if not self._done(key, timeout_s):
+            answer["jobComplete"] = False
+            return answer
+        answer.update(self._results(job["rows"], ran["schema"], max_results, None),
+                      totalBytesProcessed=str(ran["billed"]))
+        return answer
+
+    def _sleep_unlocked(self, seconds: float) -> None:
+        lock = self.fake.lock  # held once, by FakeGcp.handle
+        lock.release()
+        try:
+            time.sleep(seconds)
+        finally:
+            lock.acquire()
+
+    @staticmethod
+    def _results(rows: list[dict[str, Any]], schema: dict[str, Any], max_results: Any,
+                 page_token: str | None) -> dict[str, Any]:
+        start = int(page_token or 0)
+        end = len(rows) if max_results is None else start + int(max_results)
+        out: dict[str, Any] = {"jobComplete": True, "schema": schema, "totalRows": str(len(rows)),
+                               "rows": rows[start:end], "cacheHit": False}
+        if end < len(rows):
+            out["pageToken"] = str(end)
+        return out
 
     def _job(self, project: str, job: str) -> str:
         key = f"{self.fake.project_id(project)}:{job}"
@@ -286,17 +405,35 @@ class BigQueryApi(Api):
         return key
 
     def _job_json(self, key: str) -> dict[str, Any]:
-        return {k: v for k, v in self.jobs[key].items() if k not in ("creator", "rows")}
+        return {k: v for k, v in self.jobs[key].items() if k not in ("creator", "rows", "done_at")}
 
     def get_job(self, req: Request, project: str, job: str):
-        return self._job_json(self._job(project, job))
+        key = self._job(project, job)
+        self._done(key)
+        return self._job_json(key)
 
     def get_query_results(self, req: Request, project: str, job: str):
-        current = self.jobs[self._job(project, job)]
-        return {"kind": "bigquery#getQueryResultsResponse", "jobReference": current["jobReference"],
-                "jobComplete": True, "totalRows": str(len(current["rows"])), "rows": current["rows"],
-                "schema": current["statistics"]["query"]["schema"],
-                "totalBytesProcessed": "0", "cacheHit": False}
+        key = self._job(project, job)
+        current = self.jobs[key]
+        out: dict[str, Any] = {"kind": "bigquery#getQueryResultsResponse", "jobReference": current["jobReference"]}
+        if not self._done(key, int(req.query.get("timeoutMs", 10_000)) / 1000):
+            out["jobComplete"] = False
+            return out
+        error = current["status"].get("errorResult")
+        if error:  # the failed job's error, as the HTTP error of its results
+            raise ApiError(400, "INVALID_ARGUMENT", error["message"], reason=error["reason"])
+        start = req.query.get("pageToken") or req.query.get("startIndex")
+        out.update(self._results(current["rows"], current["statistics"]["query"]["schema"],
+                                 req.query.get("maxResults"), start), totalBytesProcessed="0")
+        return out
+
+    def cancel_job(self, req: Request, project: str, job: str):
+        key = self._job(project, job)
+        if not self._done(key):
+            error = {"reason": "stopped", "message": "Job execution was cancelled: User requested cancellation"}
+            self.jobs[key]["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+            self.jobs[key]["statistics"]["endTime"] = _millis()
+        return {"kind": "bigquery#jobCancelResponse", "job": self._job_json(key)}
 
     # --- for other fake APIs -----------------------------------------------------------------------------------
 
@@ -326,6 +463,33 @@ class BigQueryApi(Api):
         policy = rm.policies.policies.get(project, {}) if rm else {}
         return any(b["role"] in writers | {"roles/editor", "roles/owner"} and member in b.get("members", [])
                    for b in policy.get("bindings", []))
+
+
+# The QueryRequest fields a job created by jobs.query keeps in its configuration.query.
+_QUERY_CONFIG = frozenset({"query", "useLegacySql", "parameterMode", "queryParameters", "maximumBytesBilled",
+                           "defaultDataset", "useQueryCache", "connectionProperties", "createSession"})
+MIB = 1024 * 1024
+# On-demand pricing: "a minimum of 10 MB data processed per table referenced by the query, and a minimum of 10 MB
+# data processed per query", rounded up to the next MB (https://cloud.google.com/bigquery/pricing#on_demand_pricing).
+MIN_BILLED = 10 * MIB
+# What never names a parameter: string and bytes literals, quoted identifiers, comments.
+_NOT_CODE = re.compile(r"\'\'\'.*?\'\'\'|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`"
+                       r"|--[^\n]*|#[^\n]*|/\*.*?\*/", re.S)
+
+
+def _named_parameters(sql: str) -> list[str]:
+    """The @names a standard SQL query uses (not @@system variables)."""
+    return re.findall(r"(?<![@\w])@(\w+)", _NOT_CODE.sub(" ", sql))
+
+
+def _billed(tables: list[list[dict[str, Any]]]) -> int:
+    """Bytes a query over tables holding these stored rows bills: the fake prunes no partition or column, so
+    it reads every row's JSON, with Google's minimums."""
+    import json
+
+    per_table = [max(MIN_BILLED, -(-sum(len(json.dumps(r["json"])) for r in rows) // MIB) * MIB)
+                 for rows in tables]
+    return max(MIN_BILLED, sum(per_table))
 
 
 _LOOKUP = re.compile(r"^\s*SELECT \* FROM `[^`]+`\s+WHERE\s+(?P<where>.+?)\s*$", re.S | re.I)

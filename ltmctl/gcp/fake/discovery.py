@@ -157,12 +157,18 @@ def _path_problem(method: Method, values: dict[str, str]) -> Violation | None:
 
 
 # --- the request ---------------------------------------------------------------------------------------------------
+# Query parameters that Google's own client libraries send, and Google therefore accepts, although the documents leave
+# them out: google-cloud-bigquery's get_job and cancel_job (client.py) add projection=full to every call, so every
+# poll of a running job carries it.
+UNLISTED = {method: {"projection": {"type": "string", "location": "query", "enum": ["full", "minimal"]}}
+            for method in ("bigquery.jobs.get", "bigquery.jobs.cancel")}
+
 
 def check_request(match: Match, params: dict[str, list[str]], body: Any, raw: bytes, content_type: str) -> None:
     """Query parameters and body of a request to `match.method`; raises Violation."""
     method = match.method
     for name, values in params.items():
-        spec = method.parameters.get(name)
+        spec = method.parameters.get(name) or UNLISTED.get(method.id, {}).get(name)
         if spec is None or spec.get("location") == "path":
             standard = SYSTEM_ALIASES.get(name, name)
             spec = method.doc.parameters.get(standard)
