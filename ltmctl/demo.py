@@ -133,8 +133,8 @@ def _dead_letters(ctx: Context, timeout_s: float = 60.0) -> str:
 def _metrics(ctx: Context) -> str:
     import httpx
 
-    from ltmctl import prometheus
     from ltmctl.local.stack import running_state
+    from ltmctl.metrics import prometheus
 
     text = httpx.get(running_state(ctx.resolved).api_url + "/metrics", timeout=10).text
     lines = []

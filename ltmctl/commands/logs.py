@@ -29,7 +29,8 @@ def logs(
 
     from rich.markup import escape
 
-    from ltmctl import logs_local, ui
+    from ltmctl import ui
+    from ltmctl.logs import entries as logs_local
 
     if service not in ("api", "ingest", "all"):
         raise typer.BadParameter("must be api, ingest or all", param_hint="SERVICE")
@@ -55,27 +56,28 @@ def logs(
 def _local(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
     from pathlib import Path
 
-    from ltmctl import logs_local
     from ltmctl.local.stack import running_state
+    from ltmctl.logs import entries, files
 
     state = running_state(resolved)
     log_dir = next(iter(state.pieces.values())).log.rsplit("/", 1)[0]
-    paths = logs_local.files(Path(log_dir), service)
-    start = logs_local.parse_since(since) if since else None
-    return logs_local.read(paths, since=start, min_severity=level, follow=follow)
+    paths = files.files(Path(log_dir), service)
+    start = entries.parse_since(since) if since else None
+    return files.read(paths, since=start, min_severity=level, follow=follow)
 
 
 def _gcp(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
-    from ltmctl import logs_gcp, logs_local
     from ltmctl.errors import UsageError
     from ltmctl.gcp.clients import GcpClients
     from ltmctl.gcp.errors import google_errors
+    from ltmctl.logs import cloud_logging as logs_gcp
+    from ltmctl.logs.entries import parse_since
 
     names = logs_gcp.services(resolved, service)
     if not names:
         raise UsageError(f"{resolved.name!r} has no {service} service: with ingest_mode bigquery, Pub/Sub writes to "
                          "BigQuery itself.", hint="Use `ltmctl logs api`.")
-    start = logs_local.parse_since(since or "1h")
+    start = parse_since(since or "1h")
     project = resolved.env.project
     with GcpClients.for_env(resolved) as clients, google_errors(project, "reading logs from Cloud Logging"):
         from google.cloud import logging as cloud_logging

@@ -24,8 +24,8 @@ def metrics(
 
     Example: ltmctl --env dev metrics --since 6h --step 5m --png latency.png
     """
-    from ltmctl import metrics_local
     from ltmctl.errors import UsageError
+    from ltmctl.metrics.figures import parse_duration
 
     resolved = ctx.obj.load()
     if watch and until:
@@ -34,12 +34,12 @@ def metrics(
         if since or until:
             raise UsageError("The local stack's counters run from its start; --since and --until apply to a gcp "
                              "environment.", hint="Drop them, or choose a gcp environment with --env NAME.")
-        refresh = metrics_local.parse_duration(step) if step else 5.0
+        refresh = parse_duration(step) if step else 5.0
         if refresh < 0.5:
             raise typer.BadParameter("must be at least 0.5s on the local stack", param_hint="--step")
         _local(resolved, watch, refresh, output, png)
     else:
-        step_s = metrics_local.parse_duration(step) if step else 60.0
+        step_s = parse_duration(step) if step else 60.0
         if step_s < 60 or step_s != int(step_s):
             raise typer.BadParameter("Cloud Monitoring aligns to whole seconds, at least 1m", param_hint="--step")
         _gcp(resolved, since or "1h", until, int(step_s), watch, output, png)
@@ -49,8 +49,9 @@ def _local(resolved: Any, watch: bool, refresh: float, output: str, png: Path | 
     from dataclasses import asdict
     from datetime import datetime
 
-    from ltmctl import metrics_local, ui
+    from ltmctl import ui
     from ltmctl.local.stack import running_state
+    from ltmctl.metrics import scrape as metrics_local
 
     state = running_state(resolved)
     started_at = datetime.fromisoformat(state.started_at).timestamp()
@@ -83,12 +84,13 @@ def _gcp(resolved: Any, since: str, until: str | None, step_s: int, watch: bool,
          png: Path | None) -> None:
     from datetime import UTC, datetime
 
-    from ltmctl import metrics_gcp, ui
+    from ltmctl import ui
     from ltmctl.errors import UsageError
     from ltmctl.gcp.clients import GcpClients
     from ltmctl.gcp.errors import google_errors
-    from ltmctl.logs_local import parse_since
-    from ltmctl.monitoring_rest import MonitoringRest
+    from ltmctl.gcp.monitoring_rest import MonitoringRest
+    from ltmctl.logs.entries import parse_since
+    from ltmctl.metrics import cloud_monitoring as metrics_gcp
 
     def window() -> tuple[Any, Any]:
         now = datetime.now(UTC)  # durations are measured back from now, as in `ltmctl logs --since`
@@ -141,15 +143,15 @@ def _png(path: Path | None, times: list[Any], series: dict[str, list[float | Non
          title: str = "") -> None:
     if path is None:
         return
-    from ltmctl import metrics_local
+    from ltmctl.metrics.figures import draw_png
 
-    metrics_local.draw_png(path, times, series, slo, title)
+    draw_png(path, times, series, slo, title)
 
 
 def _table(rows: list[tuple[Any, list[float | None]]], title: str | None = None) -> Any:
     from rich.table import Table
 
-    from ltmctl.metrics_local import sparkline
+    from ltmctl.metrics.figures import sparkline
 
     table = Table("metric", "value", "trend", "slo", title=title)
     colours = {"ok": "green", "breach": "red", "info": "white"}

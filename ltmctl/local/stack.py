@@ -380,14 +380,14 @@ def _count(resolved: Resolved, state: StackState, subscription: str) -> tuple[in
 
 def _ingest_processed(state: StackState) -> float | None:
     """Messages the ingest function has finished with (stored or dead-lettered), from its metrics."""
-    from ltmctl import metrics_local
+    from ltmctl.metrics import scrape
 
     if not state.ingest_metrics_url:
         return None
     answer = _http_get(state.ingest_metrics_url, timeout=2.0)
     if answer is None or answer[0] != 200:
         return None
-    figures = metrics_local.reduce_ingest(answer[1].decode("utf-8", "replace"))
+    figures = scrape.reduce_ingest(answer[1].decode("utf-8", "replace"))
     return figures.stored + figures.dead_lettered
 
 

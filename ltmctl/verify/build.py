@@ -38,7 +38,7 @@ def _gcp(resolved: Any, identity: str | None) -> Iterator[Any]:
     from ltmctl import api_calls
     from ltmctl.deploy.clients import DeployClients
     from ltmctl.gcp.clients import ENDPOINT_ENV
-    from ltmctl.monitoring_rest import MonitoringRest
+    from ltmctl.gcp.monitoring_rest import MonitoringRest
     from ltmctl.verify.probes import GcpProbe
 
     env = resolved.env

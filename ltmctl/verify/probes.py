@@ -133,12 +133,12 @@ class LocalProbe(_DataPath):
         return own_dead_letter(self.clients.subscriber, self.dlq_path, run_id, wait_s)
 
     def api_requests(self) -> float | None:
-        from ltmctl import prometheus
+        from ltmctl.metrics import prometheus
 
         answer = _http_get(self.state.api_url + "/metrics", {})
         if answer.status != 200 or not isinstance(answer.body, str):
             raise CheckFailed(f"the API's /metrics answered {answer.status or answer.detail}")
-        from ltmctl.metrics_local import DATA_ROUTES
+        from ltmctl.metrics.scrape import DATA_ROUTES
 
         # The data routes only: verify's own /readyz and /metrics calls must not count as the API serving.
         samples = prometheus.parse(answer.body)
@@ -198,7 +198,7 @@ class GcpProbe(_DataPath):
 
         from google.api_core import exceptions
 
-        from ltmctl.metrics_gcp import REQUEST_COUNT
+        from ltmctl.metrics.cloud_monitoring import REQUEST_COUNT
 
         end = datetime.now(UTC)
         service = self.resolved.env.api.service

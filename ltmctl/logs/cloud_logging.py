@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ltmctl.logs_local import Entry
+from ltmctl.logs.entries import Entry
 
 POLL_S = 3.0  # entries:list allows 60 reads a minute per project; 20 leaves room for other readers
 LATE_S = 30.0  # entries may reach Cloud Logging this much after their timestamp; each poll looks that far back

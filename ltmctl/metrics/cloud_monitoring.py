@@ -3,7 +3,7 @@ not MQL, which is deprecated), reduced by Cloud Monitoring itself, then shaped i
 for the local stack too (same names where they mean the same thing).
 
 The client is passed in: anything with `list_time_series(name, filter, start, end, aggregation)` answering REST
-JSON time series (`ltmctl.monitoring_rest.MonitoringRest`).
+JSON time series (`ltmctl.gcp.monitoring_rest.MonitoringRest`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ltmctl.metrics_local import Row
+from ltmctl.metrics.figures import Row
 
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"  # DELTA DISTRIBUTION, milliseconds
 REQUEST_COUNT = "run.googleapis.com/request_count"  # DELTA INT64, labels response_code, response_code_class
