@@ -28,11 +28,11 @@ def apply(
     from ltmctl.gcp.clients import GcpClients
     from ltmctl.gcp.errors import google_errors
     from ltmctl.gcp.monitoring_rest import MonitoringRest
-    from ltmctl.gcp.provisioning import require_gcp
     from ltmctl.metrics import dashboards
 
-    resolved = ctx.obj.load()
-    require_gcp(resolved, "monitoring apply")
+    env = ctx.obj.environment()
+    env.require("gcp", "monitoring apply")
+    resolved = env.resolved
     project = resolved.env.project
     with GcpClients.for_env(resolved) as clients, MonitoringRest(clients.credentials, clients.endpoint) as client:
         with ui.err.status(f"Reading the dashboards and alert policies of {project}…"), \

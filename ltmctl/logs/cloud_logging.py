@@ -29,6 +29,15 @@ def services(resolved: Any, which: str) -> dict[str, str]:
     return {service: short for short, service in chosen.items()}
 
 
+def client(clients: Any) -> Any:
+    """google-cloud-logging's HTTP client with the credentials and endpoint of `ltmctl.gcp.clients.GcpClients`."""
+    from google.cloud import logging as cloud_logging
+
+    options = {"api_endpoint": clients.endpoint} if clients.endpoint else None
+    return cloud_logging.Client(project=clients.project, credentials=clients.credentials, _use_grpc=False,
+                                client_options=options)
+
+
 def rfc3339(when: datetime) -> str:
     from datetime import UTC
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ltmctl.logs.entries import SERVICES, Entry, keep
 
@@ -34,6 +35,12 @@ def parse_line(service: str, line: str) -> Entry | None:
 def files(log_dir: Path, service: str) -> dict[str, Path]:
     names = SERVICES if service == "all" else (service,)
     return {name: log_dir / f"{name}.log" for name in names}
+
+
+def of_stack(state: Any, service: str) -> dict[str, Path]:
+    """The log files of a running local stack (`ltmctl.local.stack.StackState`): where its pieces write."""
+    log_dir = Path(next(iter(state.pieces.values())).log).parent
+    return files(log_dir, service)
 
 
 def read(paths: dict[str, Path], *, since: datetime | None = None, min_severity: str | None = None,

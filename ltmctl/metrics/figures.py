@@ -16,6 +16,28 @@ class Row:
     status: str  # ok | breach | info
 
 
+@dataclass
+class View:
+    """One read of a metrics source, ready to show: rows with their trend, the JSON document, and the series over
+    time for the PNG."""
+
+    rows: list[tuple[Row, list[float | None]]]
+    document: dict[str, Any]
+    times: list[datetime]
+    series: dict[str, list[float | None]]
+    title: str | None = None
+
+
+class Source:
+    """What `ltmctl metrics` reads an environment's figures from (the local stack's /metrics, Cloud Monitoring)."""
+
+    every: float  # seconds between reads with --watch
+    png_title: str
+
+    def read(self) -> View:
+        raise NotImplementedError
+
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 

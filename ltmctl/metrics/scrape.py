@@ -10,7 +10,7 @@ from typing import Any
 
 from ltmctl.errors import BackendError
 from ltmctl.metrics import prometheus
-from ltmctl.metrics.figures import Row
+from ltmctl.metrics.figures import Row, Source, View
 
 DATA_ROUTES = ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}")
 
@@ -139,3 +139,28 @@ def rows(current: Snapshot, previous: Snapshot | None, started_at: float, slo: A
             Row("ingest retried", ingest.retried, "", "info"),
         ]
     return out
+
+
+class StackSource(Source):
+    """The running local stack, read after read: rates since the previous read (the first: since the stack
+    started), and each figure's history for its trend and the PNG."""
+
+    png_title = "local stack"
+
+    def __init__(self, state: Any, slo: Any, every: float) -> None:
+        self.state, self.slo, self.every = state, slo, every
+        self.started_at = datetime.fromisoformat(state.started_at).timestamp()
+        self.previous: Snapshot | None = None
+        self.times: list[datetime] = []
+        self.history: dict[str, list[float | None]] = {}
+
+    def read(self) -> View:
+        current = snapshot(self.state)
+        figures = rows(current, self.previous, self.started_at, self.slo)
+        self.previous = current
+        self.times.append(datetime.fromtimestamp(current.taken_at).astimezone())
+        for row in figures:
+            self.history.setdefault(row.name, []).append(row.value)
+        return View([(row, self.history[row.name][-30:]) for row in figures],
+                     current.as_dict() | {"figures": [asdict(r) for r in figures]},
+                     list(self.times), {name: list(values) for name, values in self.history.items()})
