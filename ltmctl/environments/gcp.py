@@ -29,12 +29,20 @@ class GcpEnvironment(Environment):
     def clients(self) -> Any:
         from ltmctl import clients
 
-        return clients.for_gcp(self.project)
+        endpoint = os.environ.get(ENDPOINT_ENV)
+        if not endpoint:
+            return clients.for_gcp(self.project)
+        # REST: gRPC cannot reach a plain HTTP endpoint, and its requests are the ones the fake checks.
+        google = GcpClients.for_endpoint(self.project, endpoint)
+        return clients.Clients(self.project, google.publisher, google.subscriber, google.bigquery)
 
     def publisher(self, **options: Any) -> Any:
         from ltmctl import clients
 
-        return clients.publisher_for_adc(**options)
+        endpoint = os.environ.get(ENDPOINT_ENV)
+        if not endpoint:
+            return clients.publisher_for_adc(**options)
+        return GcpClients.for_endpoint(self.project, endpoint).publisher_with(**options)
 
     @contextmanager
     def metrics(self, since: str | None, until: str | None, step: str | None) -> Iterator[Any]:

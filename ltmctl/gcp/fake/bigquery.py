@@ -259,23 +259,31 @@ class BigQueryApi(Api):
             _, ref_project, _, ref_dataset, _, ref_table = name.split("/")
             tables.append(self._table(ref_project, ref_dataset, ref_table))  # 404 for a table that does not exist
         ref = dict(body.get("jobReference") or {})
+        location = ref.get("location") or (tables[0]["location"] if tables else "US")
+        now = _millis()
+        schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
+        # What BigQuery counts for a query that reads whole tables: the logical bytes of every row stored in them.
+        scanned = str(sum(_logical_bytes(table.get("schema") or {}, row["json"])
+                          for table in tables for row in self.rows.get(table["id"], [])))
+        statistics = {"creationTime": now, "startTime": now, "endTime": now, "totalBytesProcessed": scanned,
+                      "query": {"totalBytesProcessed": scanned, "totalBytesBilled": "0", "cacheHit": False,
+                                "statementType": "SELECT", "schema": schema}}
+        if config.get("dryRun"):
+            # A dry run only validates and estimates: no job is created, so its answer names none.
+            return {"kind": "bigquery#job", "jobReference": {"projectId": pid, "location": location},
+                    "configuration": config, "status": {"state": "DONE"}, "statistics": statistics,
+                    "user_email": req.principal.split(":", 1)[-1]}
         job_id = ref.get("jobId") or f"job_{self.fake.next_id()}"
         key = f"{pid}:{job_id}"
         if key in self.jobs:
             raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Job {key}", reason="duplicate")
-        location = ref.get("location") or (tables[0]["location"] if tables else "US")
-        now = _millis()
-        schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
         rows = _lookup(query, (config.get("query") or {}).get("queryParameters") or [],
                        self.rows.get(tables[0]["id"], []) if len(tables) == 1 else [], schema)
         self.jobs[key] = {
             "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
             "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
             "configuration": config, "status": {"state": "DONE"}, "user_email": req.principal.split(":", 1)[-1],
-            "statistics": {"creationTime": now, "startTime": now, "endTime": now, "totalBytesProcessed": "0",
-                           "query": {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
-                                     "statementType": "SELECT", "schema": schema}},
-            "creator": req.principal, "rows": rows,
+            "statistics": statistics, "creator": req.principal, "rows": rows,
         }
         return self._job_json(key)
 
@@ -363,6 +371,32 @@ def _lookup(query: str, parameters: list[dict[str, Any]], stored: list[dict[str,
 
     return [{"f": [{"v": cell(f, row["json"].get(f["name"]))} for f in fields]} for row in stored
             if all(str(row["json"].get(col)) == str(value) for col, value in wanted.items())]
+
+
+# BigQuery's data size per value of each type (cloud.google.com/bigquery/pricing#data_size_calculation).
+_FIXED_BYTES = {"BOOL": 1, "BOOLEAN": 1, "NUMERIC": 16, "BIGNUMERIC": 32, "INTERVAL": 16}
+
+
+def _logical_bytes(schema: dict[str, Any], row: dict[str, Any]) -> int:
+    """The logical size of one stored row: what on-demand queries are charged by."""
+
+    def size(field: dict[str, Any], value: Any) -> int:
+        if value is None:
+            return 0
+        if field.get("mode") == "REPEATED" and isinstance(value, list):
+            return sum(size({**field, "mode": "NULLABLE"}, v) for v in value)
+        kind = field.get("type", "STRING")
+        if kind in ("RECORD", "STRUCT"):
+            return sum(size(f, (value or {}).get(f["name"])) for f in field.get("fields", []))
+        if kind in ("STRING", "BYTES"):
+            return 2 + len(str(value).encode("utf-8"))
+        if kind == "JSON":
+            import json
+
+            return len(json.dumps(value).encode("utf-8"))
+        return _FIXED_BYTES.get(kind, 8)
+
+    return sum(size(f, row.get(f["name"])) for f in schema.get("fields", []))
 
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}| UTC)?$")
