@@ -76,6 +76,7 @@ def _stored_count(clients, table: str, run_id: str) -> int:
 def run() -> dict:
     from ingest_fn.contract import EventValidator
     from ltmctl import publishing, synthetic
+    from ltmctl.environments import open_environment
 
     with local_stack() as (resolved, state, clients):
         ceiling = _push_ceiling(state, clients)
@@ -83,8 +84,8 @@ def run() -> dict:
         events = [{**e, "app_department": run_id} for e in synthetic.events(EVENTS, seed=11)]
         table = f"{state.project}.{resolved.pipeline.dataset}.{resolved.pipeline.table}"
         started = time.perf_counter()
-        summary = publishing.publish_to_env(resolved, publishing.from_synthetic(events, EventValidator()),
-                                            expected=EVENTS)
+        items = publishing.from_synthetic(events, EventValidator())
+        summary = publishing.publish_to_env(open_environment(resolved), items, expected=EVENTS)
         published_at = time.perf_counter()
         while time.perf_counter() - started < TIMEOUT_S:
             if _stored_count(clients, table, run_id) >= EVENTS:

@@ -42,6 +42,12 @@ class State:
 
         return config.load(self.config, self.env)
 
+    def environment(self) -> Any:
+        """The selected environment as its backend reaches it (`ltmctl.environments.Environment`)."""
+        from ltmctl.environments import open_environment
+
+        return open_environment(self.load())
+
 
 class _Group(TyperGroup):
     # Every command runs inside the root group's invoke, so this is the one place errors are rendered.
@@ -103,3 +109,7 @@ def main(
                                           help="Print the version.")] = False,
 ) -> None:
     ctx.obj = State(config=config, env=env, debug=debug)
+
+
+if __name__ == "__main__":  # python -m ltmctl.cli
+    app(prog_name="ltmctl")

@@ -1,6 +1,6 @@
-"""Build the official Google clients for an environment: emulator endpoints on loopback, or ADC for GCP.
-
-Everything below the command layer takes these clients as arguments; this is the one place they are made.
+"""The data path's official Google clients (Pub/Sub publisher and subscriber, BigQuery): against emulators on
+loopback, or with Application Default Credentials. `ltmctl.environments` picks which for an environment; everything
+below the command layer takes the clients as arguments.
 """
 
 from __future__ import annotations
@@ -78,22 +78,8 @@ def for_gcp(project: str) -> Clients:
                                 "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.") from None
 
 
-def for_env(resolved: Any) -> Clients:
-    """Clients for the selected environment: the running local stack (else StackNotRunning), or ADC for GCP."""
-    if resolved.env.backend == "local":
-        from ltmctl.local.stack import running_state
-
-        state = running_state(resolved)
-        return for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
-    return for_gcp(resolved.env.project)
-
-
-def publisher_for_env(resolved: Any, **options: Any) -> Any:
-    """A publisher with custom batch/ordering options for the selected environment."""
-    if resolved.env.backend == "local":
-        from ltmctl.local.stack import running_state
-
-        return publisher_for_emulator(running_state(resolved).pubsub_host, **options)
+def publisher_for_adc(**options: Any) -> Any:
+    """A publisher with custom batch/flow/ordering options, with Application Default Credentials."""
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import pubsub_v1
 

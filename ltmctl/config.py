@@ -168,7 +168,7 @@ class GcpSettings(_Strict):
     service_accounts: ServiceAccounts = ServiceAccounts()
 
 
-class Environment(_Strict):
+class EnvironmentSettings(_Strict):
     backend: Literal["local", "gcp"]
     project: ProjectId
     region: str | None = None
@@ -185,7 +185,7 @@ class Environment(_Strict):
     ingest_mode: Literal["push", "bigquery"] | None = None
 
     @model_validator(mode="after")
-    def _backend_fields(self) -> Environment:
+    def _backend_fields(self) -> EnvironmentSettings:
         if self.backend == "gcp" and not self.region:
             raise ValueError("a gcp environment needs `region`")
         if self.backend == "gcp" and self.local is not None:
@@ -205,7 +205,7 @@ class Environment(_Strict):
 
 class Config(_Strict):
     pipeline: Pipeline = Pipeline()
-    environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")], Environment] = Field(
+    environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")], EnvironmentSettings] = Field(
         min_length=1
     )
 
@@ -215,7 +215,7 @@ class Resolved:
     """The selected environment with everything it needs to know about where it came from."""
 
     name: str
-    env: Environment
+    env: EnvironmentSettings
     pipeline: Pipeline
     path: Path  # the config file
     root: Path  # the project directory: local state lives in root/.ltm/

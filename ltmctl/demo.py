@@ -27,12 +27,16 @@ INVALID_EVENTS: list[tuple[str, bytes]] = [
 
 @dataclass
 class Context:
-    resolved: Resolved
+    env: Any  # ltmctl.environments.Environment of a local environment
     run_id: str
     on_progress: Callable[[int, int], None]  # (done, total) while waiting
     started_stack: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     clients: Any = None
+
+    @property
+    def resolved(self) -> Resolved:
+        return self.env.resolved
 
 
 def steps(ctx: Context, keep: bool) -> Iterator[tuple[str, Callable[[], str]]]:
@@ -47,11 +51,10 @@ def steps(ctx: Context, keep: bool) -> Iterator[tuple[str, Callable[[], str]]]:
 
 
 def _stack(ctx: Context) -> str:
-    from ltmctl import clients
     from ltmctl.local import stack
 
     state, ctx.started_stack = stack.up(ctx.resolved)
-    ctx.clients = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
+    ctx.clients = ctx.env.clients()
     return ("started" if ctx.started_stack else "already running") + f"; API at {state.api_url}"
 
 
@@ -62,9 +65,9 @@ def _publish(ctx: Context) -> str:
     ctx.events = list(synthetic.events(VALID_EVENTS, seed=random.SystemRandom().randrange(2**32)))
     items = publishing.from_synthetic(ctx.events, EventValidator())
     attributes = {"demo_run": ctx.run_id}
-    good = publishing.publish_to_env(ctx.resolved, items, attributes=attributes)
+    good = publishing.publish_to_env(ctx.env, items, attributes=attributes)
     bad_items = [publishing.Item(i, data, ("invalid",)) for i, (_, data) in enumerate(INVALID_EVENTS, 1)]
-    bad = publishing.publish_to_env(ctx.resolved, bad_items, attributes=attributes, allow_invalid=True)
+    bad = publishing.publish_to_env(ctx.env, bad_items, attributes=attributes, allow_invalid=True)
     if good.failed or bad.failed:
         raise BackendError(f"{len(good.failed) + len(bad.failed)} publishes failed: {(good.failed + bad.failed)[:3]}")
     return f"{good.published} valid at {good.rate:,.0f} msg/s, {bad.published} invalid"
@@ -100,9 +103,9 @@ def _call_api(ctx: Context) -> str:
 
     action, user = Counter((e["action_id"], e["user_email"]) for e in ctx.events).most_common(1)[0][0]
     app_id, department = Counter((e["app_id"], e["app_department"]) for e in ctx.events).most_common(1)[0][0]
-    data = api_calls.call(ctx.resolved, api_calls.get_data_path(action, user), {"limit": 3}, email="demo@ltm.local")
-    info = api_calls.call(ctx.resolved, api_calls.app_info_path(app_id, department), email="demo@ltm.local")
-    anonymous = api_calls.call(ctx.resolved, api_calls.app_info_path(app_id, department), headers={})
+    data = api_calls.call(ctx.env, api_calls.get_data_path(action, user), {"limit": 3}, email="demo@ltm.local")
+    info = api_calls.call(ctx.env, api_calls.app_info_path(app_id, department), email="demo@ltm.local")
+    anonymous = api_calls.call(ctx.env, api_calls.app_info_path(app_id, department), headers={})
     if not (data.ok and info.ok and anonymous.status == 401):
         raise BackendError(f"unexpected answers: get_data {data.status}, app_info {info.status}, "
                            f"without assertion {anonymous.status} {anonymous.body}")
@@ -133,10 +136,9 @@ def _dead_letters(ctx: Context, timeout_s: float = 60.0) -> str:
 def _metrics(ctx: Context) -> str:
     import httpx
 
-    from ltmctl import prometheus
-    from ltmctl.local.stack import running_state
+    from ltmctl.metrics import prometheus
 
-    text = httpx.get(running_state(ctx.resolved).api_url + "/metrics", timeout=10).text
+    text = httpx.get(ctx.env.api_url() + "/metrics", timeout=10).text
     lines = []
     for route in ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}"):
         s = prometheus.summary(text, "ltm_api_request_duration_seconds", "ltm_api_requests", route=route)

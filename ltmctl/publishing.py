@@ -280,17 +280,14 @@ def items_for(*, count: int | None, stream: IO[str] | None, seed: int | None, so
     return from_synthetic(synthetic.events(count or 0, seed=seed, source=source), validator)
 
 
-def publish_to_env(resolved: Any, items: Iterable[Item], *, expected: int | None = None, **kwargs: Any) -> Summary:
-    """publish() to the selected environment's topic with a publisher tuned for bulk sends;
-    `expected` is the number of items when known (synthetic events), None for a file or stdin."""
-    from ltmctl import clients
-
+def publish_to_env(env: Any, items: Iterable[Item], *, expected: int | None = None, **kwargs: Any) -> Summary:
+    """publish() to the environment's topic (`ltmctl.environments.Environment`) with a publisher tuned for bulk
+    sends; `expected` is the number of items when known (synthetic events), None for a file or stdin."""
     ordering = bool(kwargs.get("ordering_key"))
     bounded = expected is None or expected > IN_FLIGHT_MESSAGES
-    publisher = clients.publisher_for_env(resolved, **publisher_options(ordering, bounded))
-    topic = f"projects/{resolved.env.project}/topics/{resolved.pipeline.topic}"
+    publisher = env.publisher(**publisher_options(ordering, bounded))
     try:
-        return publish(publisher, topic, items, **kwargs)
+        return publish(publisher, env.topic_path, items, **kwargs)
     finally:
         publisher.stop()
 
@@ -303,7 +300,7 @@ def workers_for(count: int, *, rate: float | None = None, ordering_key: str = ""
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
-def publish_synthetic_to_env(resolved: Any, *, count: int, seed: int | None = None, source: str | None = None,
+def publish_synthetic_to_env(env: Any, *, count: int, seed: int | None = None, source: str | None = None,
                              workers: int | None = None, on_progress: Callable[[int, int], None] | None = None,
                              **kwargs: Any) -> Summary:
     """`count` synthetic events to the environment's topic, each checked against the contract; in several
@@ -317,8 +314,8 @@ def publish_synthetic_to_env(resolved: Any, *, count: int, seed: int | None = No
     workers = max(1, min(workers, count))
     if workers == 1:
         items = from_synthetic(synthetic.events(count, seed=seed, source=source), EventValidator())
-        return publish_to_env(resolved, items, expected=count, on_progress=on_progress, **kwargs)
-    return _publish_parallel(resolved, count=count, seed=synthetic.new_seed() if seed is None else seed,
+        return publish_to_env(env, items, expected=count, on_progress=on_progress, **kwargs)
+    return _publish_parallel(env, count=count, seed=synthetic.new_seed() if seed is None else seed,
                              source=source, workers=workers, on_progress=on_progress, options=kwargs)
 
 
@@ -329,7 +326,7 @@ def _slices(count: int, workers: int, block: int) -> list[tuple[int, int]]:
     return [(start, min(count, start + size)) for start in range(0, count, size)]
 
 
-def _publish_parallel(resolved: Any, *, count: int, seed: int, source: str | None, workers: int,
+def _publish_parallel(env: Any, *, count: int, seed: int, source: str | None, workers: int,
                       on_progress: Callable[[int, int], None] | None, options: dict[str, Any]) -> Summary:
     import multiprocessing
     import queue
@@ -338,10 +335,7 @@ def _publish_parallel(resolved: Any, *, count: int, seed: int, source: str | Non
     from ltmctl import synthetic
     from ltmctl.errors import BackendError
 
-    if resolved.env.backend == "local":
-        from ltmctl.local.stack import running_state
-
-        running_state(resolved)  # no stack: StackNotRunning here, with its hint, rather than in a worker
+    env.ready()  # no stack, no credentials: said here, with its hint, rather than in a worker
     # spawn, not fork: a forked gRPC channel (or its threads) is unusable, and the parent may hold one.
     mp = multiprocessing.get_context("spawn")
     slices = _slices(count, workers, synthetic.BLOCK)
@@ -350,7 +344,7 @@ def _publish_parallel(resolved: Any, *, count: int, seed: int, source: str | Non
     results = mp.Queue()
     now = datetime.now(UTC)  # one `now` for every worker: same event times as a single-process run
     processes = [mp.Process(target=_worker, daemon=True, name=f"ltmctl-publish-{i}",
-                            args=(i, resolved, start, end, seed, source, now, options, done, ready, results))
+                            args=(i, env, start, end, seed, source, now, options, done, ready, results))
                  for i, (start, end) in enumerate(slices)]
     outcomes: dict[int, Any] = {}
     try:
@@ -404,17 +398,15 @@ def _merge(parts: list[Summary]) -> Summary:
     return summary
 
 
-def _worker(index: int, resolved: Any, start: int, end: int, seed: int, source: str | None, now: Any,
+def _worker(index: int, env: Any, start: int, end: int, seed: int, source: str | None, now: Any,
             options: dict[str, Any], done: Any, ready: Any, results: Any) -> None:
     """One process's slice [start, end) of a synthetic run, with its own client; reports ("ok", Summary) or
     ("error", text) on `results` and its progress in done[index]."""
     try:
         from ingest_fn.contract import EventValidator
-        from ltmctl import clients, synthetic
+        from ltmctl import synthetic
 
-        publisher = clients.publisher_for_env(
-            resolved, **publisher_options(False, bounded=end - start > IN_FLIGHT_MESSAGES))
-        topic = f"projects/{resolved.env.project}/topics/{resolved.pipeline.topic}"
+        publisher = env.publisher(**publisher_options(False, bounded=end - start > IN_FLIGHT_MESSAGES))
         items = from_synthetic(synthetic.events(end - start, seed=seed, source=source, now=now, start=start),
                                EventValidator(), first=start + 1)
 
@@ -423,7 +415,7 @@ def _worker(index: int, resolved: Any, start: int, end: int, seed: int, source: 
 
         try:
             ready.wait(timeout=120)
-            summary = publish(publisher, topic, items, on_progress=progress, **options)
+            summary = publish(publisher, env.topic_path, items, on_progress=progress, **options)
         finally:
             publisher.stop()
         results.put((index, ("ok", summary)))

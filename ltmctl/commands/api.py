@@ -50,7 +50,7 @@ def get_data(
     """
     from ltmctl import api_calls
 
-    answer = api_calls.call(ctx.obj.load(), api_calls.get_data_path(action_id, user_email),
+    answer = api_calls.call(ctx.obj.environment(), api_calls.get_data_path(action_id, user_email),
                             {"limit": limit, "days": days}, email=email or _default_email())
     _show(answer, output)
 
@@ -66,7 +66,7 @@ def app_info(
     """
     from ltmctl import api_calls
 
-    answer = api_calls.call(ctx.obj.load(), api_calls.app_info_path(app_id, department), {"days": days},
+    answer = api_calls.call(ctx.obj.environment(), api_calls.app_info_path(app_id, department), {"days": days},
                             email=email or _default_email())
     _show(answer, output)
 
@@ -85,8 +85,6 @@ def token(
 
     Example: curl -H "Authorization: Bearer $(ltmctl --env dev api token)" "$LTM_API_URL/get_data/login:ana@example.com"
     """
-    from ltmctl import api_calls
-
-    headers = api_calls.auth_headers(ctx.obj.load(), email or _default_email(), ttl)
+    headers = ctx.obj.environment().auth_headers(email or _default_email(), ttl)
     value = next(iter(headers.values()))
     typer.echo(value.removeprefix("Bearer "))

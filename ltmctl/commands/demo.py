@@ -19,14 +19,13 @@ def demo(
     """
     from ltmctl import demo as core
     from ltmctl import ui
-    from ltmctl.errors import LtmctlError, UsageError
+    from ltmctl.errors import LtmctlError
 
-    resolved = ctx.obj.load()
-    if resolved.env.backend != "local":
-        raise UsageError("The demo runs on the local stack only.", hint="Use --env local.")
+    env = ctx.obj.environment()
+    env.require("local", "demo")
     started = time.monotonic()
     with ui.progress("  rows stored", total=None, unit="rows/s") as advance:
-        run = core.Context(resolved, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done))
+        run = core.Context(env, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done))
         for title, step in core.steps(run, keep):
             ui.err.print(f"[bold]•[/bold] {title}…")
             try:

@@ -42,11 +42,11 @@ def deploy(
     """
     from ltmctl import ui
     from ltmctl.deploy.deployer import parse_images, select
-    from ltmctl.gcp.provisioning import require_gcp
 
     _check_rollback_options(rollback, report, image, force, dry_run)
-    resolved = ctx.obj.load()
-    require_gcp(resolved, "deploy")
+    env = ctx.obj.environment()
+    env.require("gcp", "deploy")
+    resolved = env.resolved
     components, images = select(which), parse_images(which, image or [])
     if rollback:
         _rollback(resolved, components, report, output)

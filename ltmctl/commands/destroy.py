@@ -28,10 +28,11 @@ def destroy(
     from ltmctl.gcp import provisioning
     from ltmctl.gcp.errors import google_errors
 
-    resolved = ctx.obj.load()
-    provisioning.require_gcp(resolved, "destroy")
+    env = ctx.obj.environment()
+    env.require("gcp", "destroy")
+    resolved = env.resolved
     with DeployClients.for_env(resolved) as clients:
-        target = provisioning.target(resolved, clients, "destroy")
+        target = provisioning.target(resolved, clients)
         services = target_for(resolved, target.spec.project_number)
         with ui.err.status(f"Reading what exists in {target.project}…"):
             with google_errors(target.project, "reading the Cloud Run services"):

@@ -19,11 +19,12 @@ def list_(
 
     Example: ltmctl dlq list --limit 20 --output json
     """
-    from ltmctl import clients, dead_letters, ui
+    from ltmctl import dead_letters, ui
 
-    resolved = ctx.obj.load()
+    env = ctx.obj.environment()
+    resolved = env.resolved
     note = dead_letters.lease_note(resolved)
-    c = clients.for_env(resolved)
+    c = env.clients()
     try:
         letters = dead_letters.peek(c, resolved.pipeline.dead_letter_subscription, limit=limit, lease_note=note)
         held = dead_letters.held_until(note, c, resolved.pipeline.dead_letter_subscription)
@@ -52,12 +53,13 @@ def replay(
     """
     from rich.markup import escape
 
-    from ltmctl import clients, dead_letters, ui
+    from ltmctl import dead_letters, ui
 
-    resolved = ctx.obj.load()
+    env = ctx.obj.environment()
+    resolved = env.resolved
     p = resolved.pipeline
     note = dead_letters.lease_note(resolved)
-    c = clients.for_env(resolved)
+    c = env.clients()
     try:
         ui.confirm(yes, "replay", f"Re-publish up to {limit} dead letters from {p.dead_letter_subscription} "
                                 f"to {p.topic}?")
@@ -82,15 +84,16 @@ def purge(
 
     Example: ltmctl dlq purge --yes
     """
-    from ltmctl import clients, dead_letters, ui
+    from ltmctl import dead_letters, ui
     from ltmctl.errors import UsageError
 
-    resolved = ctx.obj.load()
+    env = ctx.obj.environment()
+    resolved = env.resolved
     sub = resolved.pipeline.dead_letter_subscription
     if not yes:
         raise UsageError(f"Purging deletes every message in {sub} for good.",
                          hint="Look first with `ltmctl dlq list`; then run `ltmctl dlq purge --yes`.")
-    c = clients.for_env(resolved)
+    c = env.clients()
     try:
         cutoff = dead_letters.purge(c, sub)
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +24,7 @@ def up(
     from ltmctl import ui
     from ltmctl.local import stack
 
-    resolved = ctx.obj.load()
+    resolved = _local(ctx)
     started_at = time.monotonic()
     with ui.err.status("Starting the local stack…") as spinner:
         def report(piece: str, what: str) -> None:
@@ -67,7 +67,7 @@ def down(
     def report(piece: str, what: str) -> None:
         ui.err.print(f"  [bold yellow]![/bold yellow] {what}" if piece == "warning" else f"  • {piece}: {what}")
 
-    result = stack.down(ctx.obj.load(), report, force=force, drain_s=drain_timeout)
+    result = stack.down(_local(ctx), report, force=force, drain_s=drain_timeout)
     if result.lost:
         ui.err.print(f"[bold yellow]Lost {'at least ' if result.lost_more else ''}{result.lost:,} undelivered "
                      "message(s)[/bold yellow] with the Pub/Sub emulator (--force).")
@@ -88,7 +88,8 @@ def status(
     from ltmctl import ui
     from ltmctl.local import stack
 
-    rows = stack.status(ctx.obj.load())
+    resolved = _local(ctx)
+    rows = stack.status(resolved)
     if output == "json":
         ui.emit(rows, "json")
     else:
@@ -100,7 +101,7 @@ def status(
                 "[yellow]unhealthy[/yellow]" if row["running"] else "[red]stopped[/red]")
             table.add_row(row["piece"], str(row["pid"]), str(row["port"]), mark, row["url"], row["log"])
         ui.out.print(table)
-    problem = stack.status_problem(ctx.obj.load(), rows)
+    problem = stack.status_problem(resolved, rows)
     if problem is not None:
         raise problem  # names what is down and what to do; exit 4
 
@@ -113,4 +114,11 @@ def env(ctx: typer.Context) -> None:
     """
     from ltmctl.local import stack
 
-    typer.echo("\n".join(stack.env_lines(ctx.obj.load())))
+    typer.echo("\n".join(stack.env_lines(_local(ctx))))
+
+
+def _local(ctx: typer.Context) -> Any:
+    """The selected environment's config; a usage error unless it is a local one."""
+    env = ctx.obj.environment()
+    env.require("local", "local")
+    return env.resolved

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,58 +28,21 @@ def logs(
 
     from rich.markup import escape
 
-    from ltmctl import logs_local, ui
+    from ltmctl import ui
+    from ltmctl.logs.entries import SEVERITIES, format_entry
 
     if service not in ("api", "ingest", "all"):
         raise typer.BadParameter("must be api, ingest or all", param_hint="SERVICE")
     level = severity.upper() if severity else None
-    if level is not None and level not in logs_local.SEVERITIES:
-        raise typer.BadParameter(f"must be one of {', '.join(logs_local.SEVERITIES)}", param_hint="--severity")
-    resolved = ctx.obj.load()
-    if resolved.env.backend == "local":
-        entries = _local(resolved, service, since, follow, level)
-    else:
-        entries = _gcp(resolved, service, since, follow, level)
+    if level is not None and level not in SEVERITIES:
+        raise typer.BadParameter(f"must be one of {', '.join(SEVERITIES)}", param_hint="--severity")
+    entries = ctx.obj.environment().logs(service, since, follow, level)
     try:
         for entry in entries:
             if output == "json":
                 typer.echo(json.dumps(entry.as_dict(), default=str))
             else:
                 colour = COLOURS.get(entry.severity, "white")
-                ui.out.print(f"[{colour}]{escape(logs_local.format_entry(entry))}[/]", highlight=False)
+                ui.out.print(f"[{colour}]{escape(format_entry(entry))}[/]", highlight=False)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-
-
-def _local(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
-    from pathlib import Path
-
-    from ltmctl import logs_local
-    from ltmctl.local.stack import running_state
-
-    state = running_state(resolved)
-    log_dir = next(iter(state.pieces.values())).log.rsplit("/", 1)[0]
-    paths = logs_local.files(Path(log_dir), service)
-    start = logs_local.parse_since(since) if since else None
-    return logs_local.read(paths, since=start, min_severity=level, follow=follow)
-
-
-def _gcp(resolved: Any, service: str, since: str | None, follow: bool, level: str | None) -> Iterator[Any]:
-    from ltmctl import logs_gcp, logs_local
-    from ltmctl.errors import UsageError
-    from ltmctl.gcp.clients import GcpClients
-    from ltmctl.gcp.errors import google_errors
-
-    names = logs_gcp.services(resolved, service)
-    if not names:
-        raise UsageError(f"{resolved.name!r} has no {service} service: with ingest_mode bigquery, Pub/Sub writes to "
-                         "BigQuery itself.", hint="Use `ltmctl logs api`.")
-    start = logs_local.parse_since(since or "1h")
-    project = resolved.env.project
-    with GcpClients.for_env(resolved) as clients, google_errors(project, "reading logs from Cloud Logging"):
-        from google.cloud import logging as cloud_logging
-
-        options = {"api_endpoint": clients.endpoint} if clients.endpoint else None
-        client = cloud_logging.Client(project=project, credentials=clients.credentials, _use_grpc=False,
-                                      client_options=options)
-        yield from logs_gcp.read(client, project, names, since=start, min_severity=level, follow=follow)

@@ -24,100 +24,25 @@ def metrics(
 
     Example: ltmctl --env dev metrics --since 6h --step 5m --png latency.png
     """
-    from ltmctl import metrics_local
+    from ltmctl import ui
     from ltmctl.errors import UsageError
 
-    resolved = ctx.obj.load()
     if watch and until:
         raise UsageError("--watch follows the present; it cannot be combined with --until.")
-    if resolved.env.backend == "local":
-        if since or until:
-            raise UsageError("The local stack's counters run from its start; --since and --until apply to a gcp "
-                             "environment.", hint="Drop them, or choose a gcp environment with --env NAME.")
-        refresh = metrics_local.parse_duration(step) if step else 5.0
-        if refresh < 0.5:
-            raise typer.BadParameter("must be at least 0.5s on the local stack", param_hint="--step")
-        _local(resolved, watch, refresh, output, png)
-    else:
-        step_s = metrics_local.parse_duration(step) if step else 60.0
-        if step_s < 60 or step_s != int(step_s):
-            raise typer.BadParameter("Cloud Monitoring aligns to whole seconds, at least 1m", param_hint="--step")
-        _gcp(resolved, since or "1h", until, int(step_s), watch, output, png)
-
-
-def _local(resolved: Any, watch: bool, refresh: float, output: str, png: Path | None) -> None:
-    from dataclasses import asdict
-    from datetime import datetime
-
-    from ltmctl import metrics_local, ui
-    from ltmctl.local.stack import running_state
-
-    state = running_state(resolved)
-    started_at = datetime.fromisoformat(state.started_at).timestamp()
-    slo = resolved.env.slo
-    if output == "json":
-        current = metrics_local.snapshot(state)
-        rows = metrics_local.rows(current, None, started_at, slo)
-        ui.emit(current.as_dict() | {"figures": [asdict(r) for r in rows]}, "json")
-        _png(png, [datetime.fromtimestamp(current.taken_at).astimezone()], {r.name: [r.value] for r in rows}, slo)
-        return
-    history: dict[str, list[float | None]] = {}
-    times: list[datetime] = []
-    previous = None
-
-    def render() -> Any:
-        nonlocal previous
-        current = metrics_local.snapshot(state)
-        rows = metrics_local.rows(current, previous, started_at, slo)
-        previous = current
-        times.append(datetime.fromtimestamp(current.taken_at).astimezone())
-        for row in rows:
-            history.setdefault(row.name, []).append(row.value)
-        _png(png, times, history, slo, "local stack")  # every refresh, so the picture is there when stopped
-        return _table([(row, history[row.name][-30:]) for row in rows])
-
-    _loop(render, watch, refresh)
-
-
-def _gcp(resolved: Any, since: str, until: str | None, step_s: int, watch: bool, output: str,
-         png: Path | None) -> None:
-    from datetime import UTC, datetime
-
-    from ltmctl import metrics_gcp, ui
-    from ltmctl.errors import UsageError
-    from ltmctl.gcp.clients import GcpClients
-    from ltmctl.gcp.errors import google_errors
-    from ltmctl.logs_local import parse_since
-    from ltmctl.monitoring_rest import MonitoringRest
-
-    def window() -> tuple[Any, Any]:
-        now = datetime.now(UTC)  # durations are measured back from now, as in `ltmctl logs --since`
-        end = parse_since(until, now) if until else now
-        start = parse_since(since, now)
-        if start >= end:
-            raise UsageError(f"--since ({start:%Y-%m-%d %H:%M:%S}) must be before --until ({end:%Y-%m-%d %H:%M:%S}).")
-        return start, end
-
-    window()  # a bad window fails before any credentials are looked for
-    with GcpClients.for_env(resolved) as clients, MonitoringRest(clients.credentials, clients.endpoint) as client:
-
-        def fetch() -> Any:
-            with google_errors(resolved.env.project, "reading metrics from Cloud Monitoring"):
-                report = metrics_gcp.report(client, resolved, *window(), step_s)
-            _png(png, report.times, report.series(), resolved.env.slo, f"{resolved.env.project} ({resolved.name})")
-            return report
-
+    env = ctx.obj.environment()
+    with env.metrics(since, until, step) as source:
         if output == "json":
-            ui.emit(fetch().as_dict(), "json")
+            view = source.read()
+            ui.emit(view.document, "json")
+            _png(png, view.times, view.series, env.resolved.env.slo, source.png_title)
             return
 
         def render() -> Any:
-            report = fetch()
-            title = (f"{report.project} · {report.start:%Y-%m-%d %H:%M} → {report.end:%H:%M} UTC · "
-                     f"step {step_s}s")
-            return _table([(f.row(), f.series) for f in report.figures], title)
+            view = source.read()
+            _png(png, view.times, view.series, env.resolved.env.slo, source.png_title)  # every refresh
+            return _table(view.rows, view.title)
 
-        _loop(render, watch, step_s)
+        _loop(render, watch, source.every)
 
 
 def _loop(render: Any, watch: bool, every: float) -> None:
@@ -141,15 +66,15 @@ def _png(path: Path | None, times: list[Any], series: dict[str, list[float | Non
          title: str = "") -> None:
     if path is None:
         return
-    from ltmctl import metrics_local
+    from ltmctl.metrics.figures import draw_png
 
-    metrics_local.draw_png(path, times, series, slo, title)
+    draw_png(path, times, series, slo, title)
 
 
 def _table(rows: list[tuple[Any, list[float | None]]], title: str | None = None) -> Any:
     from rich.table import Table
 
-    from ltmctl.metrics_local import sparkline
+    from ltmctl.metrics.figures import sparkline
 
     table = Table("metric", "value", "trend", "slo", title=title)
     colours = {"ok": "green", "breach": "red", "info": "white"}

@@ -23,28 +23,29 @@ def apply(
 
     Example: ltmctl --env dev monitoring apply --plan
     """
-    from ltmctl import monitoring, ui
+    from ltmctl import ui
     from ltmctl.commands.provision import confirm, review
     from ltmctl.gcp.clients import GcpClients
     from ltmctl.gcp.errors import google_errors
-    from ltmctl.gcp.provisioning import require_gcp
-    from ltmctl.monitoring_rest import MonitoringRest
+    from ltmctl.gcp.monitoring_rest import MonitoringRest
+    from ltmctl.metrics import dashboards
 
-    resolved = ctx.obj.load()
-    require_gcp(resolved, "monitoring apply")
+    env = ctx.obj.environment()
+    env.require("gcp", "monitoring apply")
+    resolved = env.resolved
     project = resolved.env.project
     with GcpClients.for_env(resolved) as clients, MonitoringRest(clients.credentials, clients.endpoint) as client:
         with ui.err.status(f"Reading the dashboards and alert policies of {project}…"), \
                 google_errors(project, "reading Cloud Monitoring dashboards and alert policies"):
-            changes = monitoring.plan(client, resolved)
-        pending = review(changes, monitoring.change_rows(changes), output, plan_only,
+            changes = dashboards.plan(client, resolved)
+        pending = review(changes, dashboards.change_rows(changes), output, plan_only,
                          matches=f"Cloud Monitoring in {project}",
                          command=f"ltmctl --env {resolved.name} monitoring apply")
         if not pending:
             return
         confirm(yes, "change Cloud Monitoring", f"Apply {len(pending)} change(s) to project {project}?")
         with google_errors(project, "writing Cloud Monitoring dashboards and alert policies"):
-            monitoring.apply(client, resolved, changes, on_change=lambda c: ui.err.print(
+            dashboards.apply(client, resolved, changes, on_change=lambda c: ui.err.print(
                 f"  [green]✓[/green] {c.action} {c.kind} {c.display_name}"))
     ui.err.print(f"[bold green]Applied[/bold green] {len(pending)} change(s) to Cloud Monitoring in {project}. "
                  f"Dashboard: https://console.cloud.google.com/monitoring/dashboards?project={project}")

@@ -27,10 +27,11 @@ def provision(
     from ltmctl.gcp import provisioning
     from ltmctl.gcp.clients import GcpClients
 
-    resolved = ctx.obj.load()
-    provisioning.require_gcp(resolved, "provision")
+    env = ctx.obj.environment()
+    env.require("gcp", "provision")
+    resolved = env.resolved
     with GcpClients.for_env(resolved) as clients:
-        target = provisioning.target(resolved, clients, "provision",
+        target = provisioning.target(resolved, clients,
                                      on_wait=lambda message: ui.err.print(f"  [yellow]…[/yellow] {message}"))
         provisioning.require_iap_possible(resolved, clients)
         with ui.err.status(f"Reading what exists in {target.project}…"):

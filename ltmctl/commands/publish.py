@@ -44,7 +44,7 @@ def publish(
         raise typer.BadParameter("give exactly one of --count and --file", param_hint="--count/--file")
     if source is not None and source not in ("iot", "app", "web"):
         raise typer.BadParameter("must be iot, app or web", param_hint="--source")
-    resolved = ctx.obj.load()
+    env = ctx.obj.environment()
     options = {"attributes": _attributes(attr or []), "ordering_key": ordering_key, "rate": rate,
                "allow_invalid": allow_invalid}
     # Bytes, read a bounded line at a time: a binary file or a huge line is a skipped line with its reason.
@@ -52,11 +52,11 @@ def publish(
     with ui.progress("Publishing", total=count) as advance:
         on_progress = lambda ok, failed: advance(ok + failed)  # noqa: E731
         if count is not None:  # several processes for large runs, see publishing.workers_for
-            summary = publishing.publish_synthetic_to_env(resolved, count=count, seed=seed, source=source,
+            summary = publishing.publish_synthetic_to_env(env, count=count, seed=seed, source=source,
                                                           on_progress=on_progress, **options)
         else:
-            items = publishing.from_lines(stream, pipeline.event_validator(resolved))
-            summary = publishing.publish_to_env(resolved, items, on_progress=on_progress, **options)
+            items = publishing.from_lines(stream, pipeline.event_validator(env.resolved))
+            summary = publishing.publish_to_env(env, items, on_progress=on_progress, **options)
     for position, problems in summary.invalid:
         ui.err.print(f"[yellow]skipped[/yellow] {'line' if file else 'event'} {position}: {problems}")
     for position, reason in summary.failed:

@@ -47,29 +47,27 @@ def query(
     import sys
 
     from api_service.queries import table_id
-    from ltmctl import clients, querying, ui
+    from ltmctl import querying, ui
 
-    resolved = ctx.obj.load()
+    env = ctx.obj.environment()
+    resolved = env.resolved
     p, settings = resolved.pipeline, resolved.env.query
     planned = querying.plan(table_id(resolved.env.project, p.dataset, p.table),
                             sql=sys.stdin.read() if sql == "-" else sql, params=param or [], action_id=action_id,
                             user_email=user_email, app_id=app_id, department=department, days=days, top=top,
                             limit=limit)
-    c = clients.for_env(resolved)
+    c = env.clients()
     try:
         cap = max_bytes or settings.max_bytes
         # Always a dry run first: it validates the SQL and names the statement type, so nothing that writes runs
-        # unasked. The emulator counts no bytes, so locally only --dry-run shows the estimate.
-        if resolved.env.backend == "local":
-            querying.refuse_local_script(planned.sql)
+        # unasked. Where the backend counts no bytes (the emulator), only --dry-run shows the estimate.
+        env.check_query(planned.sql)
         checked = querying.dry_run(c.bigquery, planned)
         writes = querying.check_statement(checked.statement_type, allow_writes=allow_writes)
         est = querying.estimate(checked.bytes_processed, settings.usd_per_tib, cap)
-        if dry_run or resolved.env.backend == "gcp":
-            note = " (the local BigQuery emulator checks the SQL but does not count bytes)" \
-                if resolved.env.backend == "local" else ""
+        if dry_run or env.counts_bytes:
             ui.err.print(f"Dry run: the SQL is valid ({checked.statement_type}); "
-                         f"{querying.describe(est, settings.usd_per_tib)}{note}.")
+                         f"{querying.describe(est, settings.usd_per_tib)}{env.dry_run_note}.")
             if dry_run:
                 return
             cap = querying.bytes_cap(est, yes)

@@ -24,10 +24,11 @@ def status(
     from ltmctl.gcp import provisioning
     from ltmctl.gcp.errors import google_errors
 
-    resolved = ctx.obj.load()
-    provisioning.require_gcp(resolved, "status")
+    env = ctx.obj.environment()
+    env.require("gcp", "status")
+    resolved = env.resolved
     with DeployClients.for_env(resolved) as clients:
-        target = provisioning.target(resolved, clients, "status")
+        target = provisioning.target(resolved, clients)
         with ui.err.status(f"Reading {target.project}…"):
             rows = provisioning.status_rows(provisioning.plan(target))
             deploy_target = target_for(resolved, target.spec.project_number)

@@ -29,12 +29,12 @@ def verify(
     from ltmctl import ui
     from ltmctl.errors import UsageError
     from ltmctl.verify import core
-    from ltmctl.verify.build import probe_for
 
     if output not in ("text", "json"):
         raise UsageError(f"--output must be text or json, not {output!r}.")
-    resolved = ctx.obj.load()
-    wait = metrics_wait if metrics_wait is not None else (10.0 if resolved.env.backend == "local" else 300.0)
+    env = ctx.obj.environment()
+    resolved = env.resolved
+    wait = metrics_wait if metrics_wait is not None else env.metrics_wait_s
 
     def show(r: core.Result) -> None:
         mark = "[green]✓[/green]" if r.ok else "[red]✗[/red]"
@@ -45,7 +45,7 @@ def verify(
             if r.hint:
                 ui.out.print(f"    look at: {r.hint}", markup=False, highlight=False)
 
-    with probe_for(resolved, service_account) as probe:
+    with env.probe(service_account) as probe:
         results = core.run(probe, timeout_s=timeout, metrics_wait_s=wait, on_result=show)
     if output == "json":
         ui.emit({"environment": resolved.name, "ok": all(r.ok for r in results),

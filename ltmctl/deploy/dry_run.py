@@ -28,7 +28,7 @@ def plan_requests(resolved: Any, *, components: list[str], images: dict[str, str
     number = env.gcp.project_number or PLACEHOLDER_NUMBER
     with FakeGcp(env.project, str(number)) as fake, \
             DeployClients.for_endpoint(env.project, fake.endpoint, fake.token_for(fake.owner)) as clients:
-        provisioned = provisioning.target(resolved, clients, "deploy")
+        provisioned = provisioning.target(resolved, clients)
         provisioning.apply(provisioned, provisioning.plan(provisioned))
         fake.clear_requests()
         result = deploy(target_for(resolved, number), clients, components=components, images=images, force=force,

@@ -122,6 +122,12 @@ class GcpClients:
 
         return self._gapic(pubsub_v1.PublisherClient)
 
+    def publisher_with(self, **options: Any) -> Any:
+        """A publisher of its own with batch/flow/ordering options (`ltmctl publish`); the caller stops it."""
+        from google.cloud import pubsub_v1
+
+        return self._gapic(pubsub_v1.PublisherClient, **options)
+
     @cached_property
     def subscriber(self) -> Any:
         from google.cloud import pubsub_v1

@@ -8,19 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ltmctl.config import Resolved
-from ltmctl.errors import ConfigError, UsageError
+from ltmctl.errors import ConfigError
 from ltmctl.gcp.errors import google_errors
 
 _VERBS = {"read": "reading", "create": "creating", "create_many": "creating", "update": "updating",
           "delete": "deleting"}
-
-
-def require_gcp(resolved: Resolved, command: str) -> None:
-    if resolved.env.backend != "gcp":
-        raise UsageError(
-            f"`ltmctl {command}` works on a Google Cloud environment; {resolved.name!r} is a local one.",
-            hint="Choose a gcp environment with --env NAME (create one with `ltmctl init --project P --region R`). "
-                 "The local stack is provisioned by `ltmctl local up`.")
 
 
 class _Annotated:
@@ -99,11 +91,9 @@ def _created(project: Any) -> str:
     return when.isoformat() if when else ""
 
 
-def target(resolved: Resolved, clients: Any, command: str,
+def target(resolved: Resolved, clients: Any,
            on_wait: Callable[[str], None] | None = None) -> Target:
     from infra.model import gcp_desired, gcp_unwanted
-
-    require_gcp(resolved, command)
     from ltmctl import pipeline
 
     # Its number (unless the config has it), and when it was created: old projects need one more grant for push.

@@ -90,7 +90,6 @@ def mint_token(resolved: Resolved, email: str, ttl_s: int) -> str:
     from api_service import iap_local
     from ltmctl.local.pieces import local_audience
 
-    _require_local(resolved)
     private, _ = iap_keys(resolved)
     return iap_local.mint_from_file(private, local_audience(resolved.env.project), email, ttl_s)
 
@@ -155,13 +154,6 @@ def _tighten(folder: Path) -> None:
             path = Path(root) / name
             if not path.is_symlink():
                 path.chmod(0o600)
-
-
-def _require_local(resolved: Resolved) -> None:
-    if resolved.env.backend != "local":
-        raise UsageError(f"Environment {resolved.name!r} is a {resolved.env.backend} environment; "
-                         "`ltmctl local` manages local environments only.",
-                         hint="Use --env local (or another environment with `backend: local`).")
 
 
 def choose_ports(resolved: Resolved, port_base: int | None) -> dict[str, int]:
@@ -252,7 +244,6 @@ def partly_down(resolved: Resolved, dead: list[PieceState]) -> BackendError:
 
 
 def status(resolved: Resolved) -> list[dict[str, Any]]:
-    _require_local(resolved)
     state = read_state(resolved)
     if state is None:
         raise StackNotRunning(str(resolved.root))
@@ -275,7 +266,6 @@ def status_problem(resolved: Resolved, rows: list[dict[str, Any]]) -> BackendErr
 def running_state(resolved: Resolved) -> StackState:
     """The state of a stack whose every piece is running, for commands that use it; else an error that says
     which piece is down (or StackNotRunning)."""
-    _require_local(resolved)
     state = read_state(resolved)
     if state is None:
         raise StackNotRunning(str(resolved.root))
@@ -327,7 +317,6 @@ def down(resolved: Resolved, report: Report | None = None, *, force: bool = Fals
 
     The Pub/Sub emulator holds its messages in memory only: while it holds undelivered messages, `down` waits
     (up to drain_s) for the ingest function to store them, and refuses if some remain, unless `force`."""
-    _require_local(resolved)
     report = report or (lambda piece, what: None)
     state = read_state(resolved)
     result = DownResult()
@@ -380,14 +369,14 @@ def _count(resolved: Resolved, state: StackState, subscription: str) -> tuple[in
 
 def _ingest_processed(state: StackState) -> float | None:
     """Messages the ingest function has finished with (stored or dead-lettered), from its metrics."""
-    from ltmctl import metrics_local
+    from ltmctl.metrics import scrape
 
     if not state.ingest_metrics_url:
         return None
     answer = _http_get(state.ingest_metrics_url, timeout=2.0)
     if answer is None or answer[0] != 200:
         return None
-    figures = metrics_local.reduce_ingest(answer[1].decode("utf-8", "replace"))
+    figures = scrape.reduce_ingest(answer[1].decode("utf-8", "replace"))
     return figures.stored + figures.dead_lettered
 
 
@@ -455,7 +444,6 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
     Returns (state, whether anything was started).
 
     A healthy Pub/Sub emulator is never restarted: it holds its messages in memory only."""
-    _require_local(resolved)
     _require_push_mode(resolved)
     report = report or (lambda piece, what: None)
     existing = read_state(resolved)

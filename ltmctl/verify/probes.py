@@ -115,7 +115,7 @@ class _DataPath:
 class LocalProbe(_DataPath):
     """The running local stack: its emulators, its services' ports, assertions minted with its IAP key."""
 
-    backend = "local"
+    metrics_poll_s, metrics_lag = 0.5, None  # the API's /metrics counts a request as it answers it
 
     def __init__(self, resolved: Any, state: Any, clients: Any, mint: Any) -> None:
         self.resolved, self.state, self.clients, self.mint = resolved, state, clients, mint
@@ -133,12 +133,12 @@ class LocalProbe(_DataPath):
         return own_dead_letter(self.clients.subscriber, self.dlq_path, run_id, wait_s)
 
     def api_requests(self) -> float | None:
-        from ltmctl import prometheus
+        from ltmctl.metrics import prometheus
 
         answer = _http_get(self.state.api_url + "/metrics", {})
         if answer.status != 200 or not isinstance(answer.body, str):
             raise CheckFailed(f"the API's /metrics answered {answer.status or answer.detail}")
-        from ltmctl.metrics_local import DATA_ROUTES
+        from ltmctl.metrics.scrape import DATA_ROUTES
 
         # The data routes only: verify's own /readyz and /metrics calls must not count as the API serving.
         samples = prometheus.parse(answer.body)
@@ -165,7 +165,7 @@ class GcpProbe(_DataPath):
     """A gcp environment as `identity` (the build's account in CI): Google's clients with its credentials, the API
     through IAP with a JWT that identity signs for itself, Cloud Monitoring for the API's request count."""
 
-    backend = "gcp"
+    metrics_poll_s, metrics_lag = 5.0, "Cloud Monitoring"  # Cloud Run's counts arrive minutes later
 
     def __init__(self, resolved: Any, clients: Any, monitoring: Any, api_url: str, identity: str,
                  sign: Any) -> None:
@@ -198,7 +198,7 @@ class GcpProbe(_DataPath):
 
         from google.api_core import exceptions
 
-        from ltmctl.metrics_gcp import REQUEST_COUNT
+        from ltmctl.metrics.cloud_monitoring import REQUEST_COUNT
 
         end = datetime.now(UTC)
         service = self.resolved.env.api.service

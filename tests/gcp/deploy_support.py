@@ -56,7 +56,7 @@ def provisioned(fake: FakeGcp, resolved: Any) -> Iterator[Any]:
     from ltmctl.gcp import provisioning
 
     with DeployClients.for_endpoint(PROJECT, fake.endpoint) as c:
-        target = provisioning.target(resolved, c, "provision")
+        target = provisioning.target(resolved, c)
         provisioning.apply(target, provisioning.plan(target))
         fake.clear_requests()
         yield c

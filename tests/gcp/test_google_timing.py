@@ -118,7 +118,7 @@ def test_provision_waits_for_iam_to_see_the_accounts_it_just_made(fake, config_p
     fake.iam_delay_s = 20
     said: list[str] = []
     with GcpClients.for_endpoint(PROJECT, fake.endpoint) as c:
-        t = provisioning.target(config.load(config_path, "dev"), c, "provision", on_wait=said.append)
+        t = provisioning.target(config.load(config_path, "dev"), c, on_wait=said.append)
         for kind in t.providers["iam.member"]._provider.grants.values():
             kind.sleep = fake.advance
         provisioning.apply(t, provisioning.plan(t))

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from ltmctl import logs_gcp
 from ltmctl.gcp.fake import FakeGcp
 from ltmctl.gcp.fake.logging import LoggingApi
 from ltmctl.gcp.fake.server import quota_exceeded
+from ltmctl.logs import cloud_logging as logs_gcp
 from tests.gcp.support import PROJECT
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ltmctl import metrics_local
 from ltmctl.gcp.fake import FakeGcp
 from ltmctl.gcp.fake.monitoring import MonitoringApi
+from ltmctl.metrics import scrape as metrics_local
 from tests.gcp.support import PROJECT
 
 UNTIL = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -265,7 +265,7 @@ def test_the_fake_refuses_aggregations_cloud_monitoring_refuses(fake, monitoring
     from google.api_core.exceptions import BadRequest
     from google.oauth2.credentials import Credentials
 
-    from ltmctl.monitoring_rest import MonitoringRest
+    from ltmctl.gcp.monitoring_rest import MonitoringRest
 
     gauge = 'metric.type="pubsub.googleapis.com/subscription/num_undelivered_messages"'
     with MonitoringRest(Credentials(fake.token_for(fake.owner)), fake.endpoint) as client:

@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from ltmctl import metrics_local
 from ltmctl.cli import app
 from ltmctl.local.stack import mint_token
+from ltmctl.metrics import scrape as metrics_local
+from ltmctl.metrics.figures import sparkline
 
 runner = CliRunner()
 
@@ -83,7 +84,7 @@ def test_rates_and_ingest_outcomes_from_the_endpoints(stack):
 
 
 def test_sparkline_and_slo_rows():
-    assert metrics_local.sparkline([1, 2, 3, None, 8]) == "▁▂▃ █"
+    assert sparkline([1, 2, 3, None, 8]) == "▁▂▃ █"
     slow = metrics_local.Snapshot(10.0, metrics_local.ApiFigures(requests=10, by_class={"5xx": 1}, p99_ms=900),
                                   None)
     rows = {r.name: r for r in metrics_local.rows(slow, None, 0.0, type("S", (), {"latency_p99_ms": 500,

@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from ltmctl import prometheus
+from ltmctl.metrics import prometheus
 
 
 def exposition(values, buckets=(0.01, 0.1, 1.0)):

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from ltmctl import synthetic
 from ltmctl.cli import app
+from ltmctl.environments import open_environment
 from tests.conftest import TEST_CONFIG, make_project
 
 runner = CliRunner()
@@ -183,7 +184,7 @@ def test_several_processes_publish_the_same_events_as_one(stack, tmp_path):
 
     resolved, sub, _ = dedicated_topic(stack, tmp_path)
     seen = []
-    summary = publishing.publish_synthetic_to_env(resolved, count=2500, seed=31, workers=3,
+    summary = publishing.publish_synthetic_to_env(open_environment(resolved), count=2500, seed=31, workers=3,
                                                   on_progress=lambda ok, failed: seen.append(ok + failed))
     assert (summary.published, summary.failed, summary.invalid) == (2500, [], [])
     assert summary.seconds > 0 and seen[-1] == 2500 and max(seen) == 2500
@@ -215,7 +216,8 @@ def test_several_processes_report_every_failure_by_position(stack, tmp_path):
     path = make_project(tmp_path, TEST_CONFIG.replace("topic: ltm-events\n", "topic: no-such-topic\n"))
     (tmp_path / ".ltm").symlink_to(stack.resolved.root / ".ltm")
     seen = []
-    summary = publishing.publish_synthetic_to_env(config.load(path, "local"), count=40, seed=1, workers=2,
+    env = open_environment(config.load(path, "local"))
+    summary = publishing.publish_synthetic_to_env(env, count=40, seed=1, workers=2,
                                                   on_progress=lambda ok, failed: seen.append(ok + failed))
     assert summary.published == 0
     assert sorted(position for position, _ in summary.failed) == list(range(1, 41))

@@ -270,13 +270,16 @@ class BigQueryApi(Api):
         given = {p.get("name") for p in parameters}
         for missing in dict.fromkeys(n for n in _named_parameters(sql) if n not in given):
             raise ApiError(400, "INVALID_ARGUMENT", f"Query parameter '{missing}' not found", reason="invalidQuery")
-        billed = _billed([self.rows.get(t["id"], []) for t in tables])
+        # What BigQuery counts for a query that reads whole tables: the logical bytes of every row stored in them.
+        per_table = [sum(_logical_bytes(t.get("schema") or {}, row["json"]) for row in self.rows.get(t["id"], []))
+                     for t in tables]
+        billed = _billed(per_table)
         if max_bytes is not None and billed > int(max_bytes):
             raise ApiError(400, "INVALID_ARGUMENT", f"Query exceeded limit for bytes billed: {int(max_bytes)}. "
                                                     f"{billed} or higher required.", reason="bytesBilledLimitExceeded")
         schema = (tables[0].get("schema") if len(tables) == 1 else None) or {"fields": []}
         rows = _lookup(sql, parameters, self.rows.get(tables[0]["id"], []) if len(tables) == 1 else [], schema)
-        return {"schema": schema, "rows": rows, "billed": billed,
+        return {"schema": schema, "rows": rows, "billed": billed, "processed": sum(per_table),
                 "location": tables[0]["location"] if tables else "US"}
 
     def _new_job(self, req: Request, pid: str, job_id: str, location: str, config: dict[str, Any],
@@ -285,13 +288,13 @@ class BigQueryApi(Api):
         if key in self.jobs:
             raise ApiError(409, "ALREADY_EXISTS", f"Already Exists: Job {key}", reason="duplicate")
         now = _millis()
-        billed = str(ran["billed"])
+        billed, processed = str(ran["billed"]), str(ran["processed"])
         self.jobs[key] = {
             "kind": "bigquery#job", "id": f"{pid}:{location}.{job_id}",
             "jobReference": {"projectId": pid, "jobId": job_id, "location": location},
             "configuration": config, "status": {"state": "RUNNING"}, "user_email": req.principal.split(":", 1)[-1],
-            "statistics": {"creationTime": now, "startTime": now, "totalBytesProcessed": billed,
-                           "query": {"totalBytesProcessed": billed, "totalBytesBilled": billed, "cacheHit": False,
+            "statistics": {"creationTime": now, "startTime": now, "totalBytesProcessed": processed,
+                           "query": {"totalBytesProcessed": processed, "totalBytesBilled": billed, "cacheHit": False,
                                      "statementType": "SELECT", "schema": ran["schema"]}},
             "creator": req.principal, "rows": ran["rows"], "done_at": time.monotonic() + self.query_s,
         }
@@ -319,6 +322,19 @@ class BigQueryApi(Api):
         if not query_config.get("query"):
             raise ApiError(501, "UNIMPLEMENTED", "fake: only query jobs are implemented.")
         ref = dict(body.get("jobReference") or {})
+        if config.get("dryRun"):
+            # A dry run only validates and estimates (a refusal is the answer, not a failed job), bills nothing and
+            # creates no job, so its answer names none.
+            ran = self._prepare(req, pid, query_config["query"], query_config.get("queryParameters") or [], None)
+            now = _millis()
+            processed = str(ran["processed"])
+            return {"kind": "bigquery#job",
+                    "jobReference": {"projectId": pid, "location": ref.get("location") or ran["location"]},
+                    "configuration": config, "status": {"state": "DONE"}, "user_email": req.principal.split(":", 1)[-1],
+                    "statistics": {"creationTime": now, "startTime": now, "endTime": now,
+                                   "totalBytesProcessed": processed,
+                                   "query": {"totalBytesProcessed": processed, "totalBytesBilled": "0",
+                                             "cacheHit": False, "statementType": "SELECT", "schema": ran["schema"]}}}
         job_id = ref.get("jobId") or f"job_{self.fake.next_id()}"
         try:
             ran = self._prepare(req, pid, query_config["query"], query_config.get("queryParameters") or [],
@@ -327,7 +343,8 @@ class BigQueryApi(Api):
             if exc.code == 404:
                 raise
             # A job that BigQuery accepts and then fails: the insert succeeds, the job is DONE with its error.
-            ran = {"schema": {"fields": []}, "rows": [], "billed": 0, "location": ref.get("location") or "US"}
+            ran = {"schema": {"fields": []}, "rows": [], "billed": 0, "processed": 0,
+                   "location": ref.get("location") or "US"}
             key = self._new_job(req, pid, job_id, ref.get("location") or ran["location"], config, ran)
             error = {"reason": exc.reason or "invalid", "message": exc.message}
             self.jobs[key]["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
@@ -364,7 +381,7 @@ class BigQueryApi(Api):
                 self._sleep_unlocked(self.query_s)
             self.queries.append(query_id)
             answer.update(self._results(ran["rows"], ran["schema"], None, None), queryId=query_id,
-                          totalBytesBilled=str(ran["billed"]), totalBytesProcessed=str(ran["billed"]))
+                          totalBytesBilled=str(ran["billed"]), totalBytesProcessed=str(ran["processed"]))
             return answer
         config = {"query": {k: v for k, v in body.items() if k in _QUERY_CONFIG}, "jobType": "QUERY"}
         key = self._new_job(req, pid, f"job_{self.fake.next_id()}", location, config, ran)
@@ -376,7 +393,7 @@ class BigQueryApi(Api):
             answer["jobComplete"] = False
             return answer
         answer.update(self._results(job["rows"], ran["schema"], max_results, None),
-                      totalBytesProcessed=str(ran["billed"]))
+                      totalBytesProcessed=str(ran["processed"]))
         return answer
 
     def _sleep_unlocked(self, seconds: float) -> None:
@@ -482,14 +499,10 @@ def _named_parameters(sql: str) -> list[str]:
     return re.findall(r"(?<![@\w])@(\w+)", _NOT_CODE.sub(" ", sql))
 
 
-def _billed(tables: list[list[dict[str, Any]]]) -> int:
-    """Bytes a query over tables holding these stored rows bills: the fake prunes no partition or column, so
-    it reads every row's JSON, with Google's minimums."""
-    import json
-
-    per_table = [max(MIN_BILLED, -(-sum(len(json.dumps(r["json"])) for r in rows) // MIB) * MIB)
-                 for rows in tables]
-    return max(MIN_BILLED, sum(per_table))
+def _billed(per_table: list[int]) -> int:
+    """Bytes a query reading these logical bytes per table bills: the fake prunes no partition or column, so it
+    reads whole tables; Google rounds each table up to a MiB, with a 10 MiB minimum per table and per query."""
+    return max(MIN_BILLED, sum(max(MIN_BILLED, -(-n // MIB) * MIB) for n in per_table))
 
 
 _LOOKUP = re.compile(r"^\s*SELECT \* FROM `[^`]+`\s+WHERE\s+(?P<where>.+?)\s*$", re.S | re.I)
@@ -527,6 +540,32 @@ def _lookup(query: str, parameters: list[dict[str, Any]], stored: list[dict[str,
 
     return [{"f": [{"v": cell(f, row["json"].get(f["name"]))} for f in fields]} for row in stored
             if all(str(row["json"].get(col)) == str(value) for col, value in wanted.items())]
+
+
+# BigQuery's data size per value of each type (cloud.google.com/bigquery/pricing#data_size_calculation).
+_FIXED_BYTES = {"BOOL": 1, "BOOLEAN": 1, "NUMERIC": 16, "BIGNUMERIC": 32, "INTERVAL": 16}
+
+
+def _logical_bytes(schema: dict[str, Any], row: dict[str, Any]) -> int:
+    """The logical size of one stored row: what on-demand queries are charged by."""
+
+    def size(field: dict[str, Any], value: Any) -> int:
+        if value is None:
+            return 0
+        if field.get("mode") == "REPEATED" and isinstance(value, list):
+            return sum(size({**field, "mode": "NULLABLE"}, v) for v in value)
+        kind = field.get("type", "STRING")
+        if kind in ("RECORD", "STRUCT"):
+            return sum(size(f, (value or {}).get(f["name"])) for f in field.get("fields", []))
+        if kind in ("STRING", "BYTES"):
+            return 2 + len(str(value).encode("utf-8"))
+        if kind == "JSON":
+            import json
+
+            return len(json.dumps(value).encode("utf-8"))
+        return _FIXED_BYTES.get(kind, 8)
+
+    return sum(size(f, row.get(f["name"])) for f in schema.get("fields", []))
 
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}| UTC)?$")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ltmctl.logs_local import Entry
+from ltmctl.logs.entries import Entry
 
 POLL_S = 3.0  # entries:list allows 60 reads a minute per project; 20 leaves room for other readers
 LATE_S = 30.0  # entries may reach Cloud Logging this much after their timestamp; each poll looks that far back
@@ -27,6 +27,15 @@ def services(resolved: Any, which: str) -> dict[str, str]:
         names["ingest"] = resolved.env.ingest.service
     chosen = names if which == "all" else {which: names[which]} if which in names else {}
     return {service: short for short, service in chosen.items()}
+
+
+def client(clients: Any) -> Any:
+    """google-cloud-logging's HTTP client with the credentials and endpoint of `ltmctl.gcp.clients.GcpClients`."""
+    from google.cloud import logging as cloud_logging
+
+    options = {"api_endpoint": clients.endpoint} if clients.endpoint else None
+    return cloud_logging.Client(project=clients.project, credentials=clients.credentials, _use_grpc=False,
+                                client_options=options)
 
 
 def rfc3339(when: datetime) -> str:

@@ -3,7 +3,7 @@ not MQL, which is deprecated), reduced by Cloud Monitoring itself, then shaped i
 for the local stack too (same names where they mean the same thing).
 
 The client is passed in: anything with `list_time_series(name, filter, start, end, aggregation)` answering REST
-JSON time series (`ltmctl.monitoring_rest.MonitoringRest`).
+JSON time series (`ltmctl.gcp.monitoring_rest.MonitoringRest`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ltmctl.metrics_local import Row
+from ltmctl.metrics.figures import Row, Source, View
 
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"  # DELTA DISTRIBUTION, milliseconds
 REQUEST_COUNT = "run.googleapis.com/request_count"  # DELTA INT64, labels response_code, response_code_class
@@ -261,3 +261,36 @@ def report(client: Any, resolved: Any, start: datetime, end: datetime, step_s: i
     answers = fetch(client, project, queries(resolved), start, end, step_s)
     n = steps(start, end, step_s)
     return Report(project, start, end, step_s, figures(answers, resolved, end, step_s, n))
+
+
+def window(since: str, until: str | None) -> tuple[datetime, datetime]:
+    """[since, until] measured back from now, as in `ltmctl logs --since`."""
+    from datetime import UTC
+
+    from ltmctl.errors import UsageError
+    from ltmctl.logs.entries import parse_since
+
+    now = datetime.now(UTC)
+    end = parse_since(until, now) if until else now
+    start = parse_since(since, now)
+    if start >= end:
+        raise UsageError(f"--since ({start:%Y-%m-%d %H:%M:%S}) must be before --until ({end:%Y-%m-%d %H:%M:%S}).")
+    return start, end
+
+
+class MonitoringSource(Source):
+    """A gcp environment's window of Cloud Monitoring, read again (the window moved on to now) on each read."""
+
+    def __init__(self, client: Any, resolved: Any, since: str, until: str | None, step_s: int) -> None:
+        self.client, self.resolved, self.since, self.until = client, resolved, since, until
+        self.step_s = step_s
+        self.every = float(step_s)
+        self.png_title = f"{resolved.env.project} ({resolved.name})"
+
+    def read(self) -> View:
+        from ltmctl.gcp.errors import google_errors
+
+        with google_errors(self.resolved.env.project, "reading metrics from Cloud Monitoring"):
+            got = report(self.client, self.resolved, *window(self.since, self.until), self.step_s)
+        title = f"{got.project} · {got.start:%Y-%m-%d %H:%M} → {got.end:%H:%M} UTC · step {self.step_s}s"
+        return View([(f.row(), f.series) for f in got.figures], got.as_dict(), got.times, got.series(), title)

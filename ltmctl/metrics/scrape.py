@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ltmctl import prometheus
 from ltmctl.errors import BackendError
+from ltmctl.metrics import prometheus
+from ltmctl.metrics.figures import Row, Source, View
 
 DATA_ROUTES = ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}")
 
@@ -115,31 +116,6 @@ def rate(before: Snapshot, after: Snapshot, pick: Any) -> float:
     return (pick(after) - pick(before)) / elapsed if elapsed > 0 else 0.0
 
 
-SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float | None], width: int | None = None) -> str:
-    if width and len(values) > width:
-        # Each character stands for a run of steps and shows its peak: a spike must not vanish in the average.
-        size = -(-len(values) // width)
-        chunks = [[v for v in values[i:i + size] if v is not None] for i in range(0, len(values), size)]
-        values = [max(chunk) if chunk else None for chunk in chunks]
-    present = [v for v in values if v is not None]
-    if not present:
-        return ""
-    low, high = min(present), max(present)
-    span = (high - low) or 1.0
-    return "".join(" " if v is None else SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    value: float | None
-    unit: str
-    status: str  # ok | breach | info
-
-
 def rows(current: Snapshot, previous: Snapshot | None, started_at: float, slo: Any) -> list[Row]:
     """The figures of one refresh; rates are per second since `previous`, or since the stack started."""
     since = previous or Snapshot(started_at, ApiFigures(), IngestFigures() if current.ingest else None)
@@ -165,62 +141,26 @@ def rows(current: Snapshot, previous: Snapshot | None, started_at: float, slo: A
     return out
 
 
-def parse_duration(text: str) -> float:
-    """`90`, `30s`, `5m`, `1h`, `1d` → seconds."""
-    import re
+class StackSource(Source):
+    """The running local stack, read after read: rates since the previous read (the first: since the stack
+    started), and each figure's history for its trend and the PNG."""
 
-    from ltmctl.errors import UsageError
+    png_title = "local stack"
 
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not m:
-        raise UsageError(f"{text!r} is not a duration such as 30s, 1m, 1h or 1d.")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    def __init__(self, state: Any, slo: Any, every: float) -> None:
+        self.state, self.slo, self.every = state, slo, every
+        self.started_at = datetime.fromisoformat(state.started_at).timestamp()
+        self.previous: Snapshot | None = None
+        self.times: list[datetime] = []
+        self.history: dict[str, list[float | None]] = {}
 
-
-PNG_PANELS = (
-    ("API latency (ms)", ("api latency p50", "api latency p95", "api latency p99"), 1.0, "latency_p99_ms"),
-    ("API error rate (%)", ("api 4xx rate", "api 5xx rate"), 100.0, "error_rate"),
-)
-
-
-def draw_png(path: Any, times: list[datetime], series: dict[str, list[float | None]], slo: Any,
-             title: str = "") -> None:
-    """Latency percentiles and error rates over time, with the objectives as dashed lines, as a PNG.
-
-    matplotlib is optional (imported here only) and drawn with Agg, so no display is needed."""
-    try:
-        import matplotlib
-    except ImportError:
-        from ltmctl.errors import UsageError
-
-        raise UsageError("--png needs matplotlib, which is not installed.",
-                         hint="Install it into ltmctl's environment: `pip install matplotlib`.") from None
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(PNG_PANELS), 1, figsize=(9, 6), sharex=True, constrained_layout=True)
-    try:
-        for ax, (label, names, scale, objective) in zip(axes, PNG_PANELS, strict=True):
-            for name in names:
-                values = series.get(name) or [None] * len(times)
-                shown = [float("nan") if v is None else v * scale for v in values]
-                # Markers: a single sample (metrics without --watch) is a point, not an invisible line.
-                ax.plot(times, shown, marker="o", markersize=3, label=name.removeprefix("api "))
-            ax.axhline(getattr(slo, objective) * scale, color="red", linestyle="--", linewidth=1, label="objective")
-            ax.set_ylabel(label)
-            ax.set_ylim(bottom=0)
-            ax.grid(alpha=0.3)
-            ax.legend(loc="upper left", fontsize="small")
-        axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if len(times) < 2 or
-                                                                (times[-1] - times[0]).total_seconds() < 3600
-                                                                else "%d %H:%M"))
-        if len(times) > 1:
-            axes[-1].set_xlim(times[0], times[-1])  # the whole window, also where it has no data
-        zone = times[0].tzname() if times and times[0].tzinfo else None
-        axes[-1].set_xlabel(f"time ({zone})" if zone else "time")
-        if title:
-            fig.suptitle(title)
-        fig.savefig(path, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    def read(self) -> View:
+        current = snapshot(self.state)
+        figures = rows(current, self.previous, self.started_at, self.slo)
+        self.previous = current
+        self.times.append(datetime.fromtimestamp(current.taken_at).astimezone())
+        for row in figures:
+            self.history.setdefault(row.name, []).append(row.value)
+        return View([(row, self.history[row.name][-30:]) for row in figures],
+                     current.as_dict() | {"figures": [asdict(r) for r in figures]},
+                     list(self.times), {name: list(values) for name, values in self.history.items()})

@@ -1,15 +1,12 @@
-"""Read the local stack's service logs (.ltm/<env>/logs/*.log): JSON lines from the services, plain lines
-from the servers around them, filtered by time and severity, optionally followed as they grow."""
+"""What both log sources give: entries of the services' logs, the severities, `--since` and the one-line form
+`ltmctl logs` prints."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ltmctl.errors import UsageError
@@ -45,63 +42,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def parse_line(service: str, line: str) -> Entry | None:
-    text = line.rstrip("\n")
-    if not text.strip():
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return Entry(service, None, "DEFAULT", text, {})
-    when = None
-    if isinstance(data.get("time"), str):
-        try:
-            when = datetime.fromisoformat(data["time"].replace("Z", "+00:00"))
-        except ValueError:
-            when = None
-    return Entry(service, when, str(data.get("severity", "DEFAULT")).upper(), str(data.get("message", "")), data)
-
-
-def _keep(entry: Entry, since: datetime | None, min_severity: str | None) -> bool:
+def keep(entry: Entry, since: datetime | None, min_severity: str | None) -> bool:
     if since is not None and (entry.time is None or entry.time < since):
         return False
     if min_severity is not None:
         rank = SEVERITIES.index(entry.severity) if entry.severity in SEVERITIES else 0
         return rank >= SEVERITIES.index(min_severity)
     return True
-
-
-def files(log_dir: Path, service: str) -> dict[str, Path]:
-    names = SERVICES if service == "all" else (service,)
-    return {name: log_dir / f"{name}.log" for name in names}
-
-
-def read(paths: dict[str, Path], *, since: datetime | None = None, min_severity: str | None = None,
-         follow: bool = False, poll_s: float = 0.2, stop: Callable[[], bool] = lambda: False) -> Iterator[Entry]:
-    """Entries of every file in time order of reading; with follow, keep yielding lines as they are written."""
-    handles = {name: path.open("r", encoding="utf-8", errors="replace") for name, path in paths.items()
-               if path.exists()}
-    try:
-        while True:
-            got = False
-            for name, handle in handles.items():
-                for line in iter(handle.readline, ""):
-                    if not line.endswith("\n") and follow:
-                        handle.seek(handle.tell() - len(line.encode("utf-8", "replace")))
-                        break  # a line still being written: read it whole next time
-                    got = True
-                    entry = parse_line(name, line)
-                    if entry and _keep(entry, since, min_severity):
-                        yield entry
-            if not follow or stop():
-                return
-            if not got:
-                time.sleep(poll_s)
-    finally:
-        for handle in handles.values():
-            handle.close()
 
 
 def format_entry(entry: Entry) -> str:

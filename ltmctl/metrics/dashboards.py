@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltmctl.metrics_gcp import (
+from ltmctl.metrics.cloud_monitoring import (
     DEAD_LETTERED,
     INSTANCE_COUNT,
     OLDEST_UNACKED,

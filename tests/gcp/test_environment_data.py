@@ -1,0 +1,53 @@
+"""A gcp environment's data clients (`ltmctl.environments.gcp`) reach LTM_GCP_ENDPOINT with LTM_GCP_TOKEN, as the
+control plane's do: `publish` stores its events in the fake's topic, `query` asks the fake for a dry run first and
+refuses what is over budget. (#16 covers these paths in full.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from ltmctl import synthetic
+from ltmctl.gcp.fake.bigquery import BigQueryApi
+from ltmctl.gcp.fake.pubsub import PubSubApi
+from tests.gcp.support import PROJECT
+
+TOPIC = f"projects/{PROJECT}/topics/ltm-events"
+# Backticked: the fake reads only the tables a query names so (not `FROM events` through the default dataset).
+SQL = "SELECT app_id FROM `ltm.events`"
+
+
+def test_publish_stores_the_events_in_the_topic(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    result = ltmctl("publish", "--count", "3", "--seed", "5", "-o", "json")
+    assert result.exit_code == 0, result.output
+    stored = fake.api(PubSubApi).published[TOPIC]
+    sent = [json.loads(base64.b64decode(m["data"])) for m in stored]
+    assert [e["event_id"] for e in sent] == [e["event_id"] for e in synthetic.events(3, seed=5)]
+    summary = json.loads(result.stdout)
+    assert (summary["published"], summary["first_message_id"], summary["last_message_id"]) == (
+        3, stored[0]["messageId"], stored[-1]["messageId"])
+    (publish,) = fake.find("POST", r"/topics/ltm-events:publish$")
+    assert publish.principal == fake.owner  # with the bearer token of LTM_GCP_TOKEN
+
+
+def test_query_runs_its_cost_gate_as_a_dry_run(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    events = list(synthetic.events(20, seed=2))
+    fake.api(BigQueryApi).rows[f"{PROJECT}:ltm.events"] = [{"insertId": e["event_id"], "json": e} for e in events]
+    fake.clear_requests()
+
+    refused = ltmctl("query", SQL, "--max-bytes", "100")
+    assert refused.exit_code == 2, refused.output
+    assert "more than the limit of 100 B" in refused.output
+    (dry,) = fake.find("POST", r"/bigquery/v2/projects/[^/]+/jobs$")
+    assert dry.body["configuration"]["dryRun"] is True
+    assert fake.api(BigQueryApi).jobs == {}  # nothing ran
+
+    fake.clear_requests()
+    result = ltmctl("query", SQL, "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert "Dry run: the SQL is valid (SELECT)" in result.output
+    dry, run = fake.find("POST", r"/bigquery/v2/projects/[^/]+/jobs$")
+    assert dry.body["configuration"]["dryRun"] is True and "dryRun" not in run.body["configuration"]
+    assert int(run.body["configuration"]["query"]["maximumBytesBilled"]) > 100
