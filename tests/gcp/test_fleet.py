@@ -251,3 +251,14 @@ def test_the_monitoring_api_disabled_is_a_row_per_environment(two, fake):
     assert all("gcloud services enable monitoring.googleapis.com" in r["hint"] for r in rows)
     assert fake.api(MonitoringApi).series == []
 
+
+
+def test_an_environment_the_scope_does_not_monitor_has_no_data_rather_than_a_neighbours(fake, config_path, monkeypatch):
+    token = fs.set_up(fake, size=3, scoped=range(0, 2), locked=None)
+    monkeypatch.setenv("LTM_GCP_TOKEN", token)
+    # fleet-02 names the scope too, but its project was never added to it.
+    config_path.write_text(fs.config_text(size=3, scoped=range(0, 3)))
+    rows = {r["environment"]: r for r in rows_of(Ltmctl(config_path)("metrics", "-o", "json", *WINDOW,
+                                                                     env="fleet-*"))}
+    assert rows[fs.name(2)]["state"] == "no data" and rows[fs.name(2)]["backlog"] is None
+    assert rows[fs.name(1)]["state"] == "ok" and rows[fs.name(1)]["backlog"] == 1
