@@ -262,3 +262,13 @@ def test_an_environment_the_scope_does_not_monitor_has_no_data_rather_than_a_nei
                                                                      env="fleet-*"))}
     assert rows[fs.name(2)]["state"] == "no data" and rows[fs.name(2)]["backlog"] is None
     assert rows[fs.name(1)]["state"] == "ok" and rows[fs.name(1)]["backlog"] == 1
+
+
+def test_verify_across_environments_is_a_row_each(two, fake):
+    # Neither environment names an account to pass IAP as: each is a row saying so, and the run goes on.
+    result = two("verify", "-o", "json", env="dev,stage")
+    assert result.exit_code == 4
+    rows = rows_of(result)
+    assert [r["environment"] for r in rows] == ["dev", "stage"] and {r["state"] for r in rows} == {"error"}
+    assert all("no service account to call the API through IAP" in r["error"] for r in rows)
+    assert "2 environments: 2 error" in result.stderr

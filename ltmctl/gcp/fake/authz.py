@@ -331,6 +331,7 @@ def _also(method_id: str, resource: str, body: dict[str, Any]) -> list[tuple[str
         monitored = str(body.get("name", "")).rsplit("/projects/", 1)
         if len(monitored) == 2 and monitored[1]:
             out.append(("monitoring.metricsScopes.link", f"projects/{monitored[1]}"))
+    elif method_id in ("bigquery.jobs.insert", "bigquery.jobs.query"):
         # A query reads every table it names: "BigQuery Data Viewer on all tables and views that your query
         # references" (https://cloud.google.com/bigquery/docs/running-queries#required_permissions).
         sql = ((body.get("configuration") or {}).get("query") or {}).get("query") or body.get("query") or ""
