@@ -1,11 +1,11 @@
-"""python -m bench {cli_start|publish|ingest|api|sink|memory|all}"""
+"""python -m bench {cli_start|publish|ingest|api|sink|memory|fleet|all}"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("cli_start", "publish", "ingest", "api", "sink", "memory")
+NAMES = ("cli_start", "publish", "ingest", "api", "sink", "memory", "fleet")
 
 
 def main(argv: list[str]) -> int:

@@ -34,13 +34,21 @@ class State:
     """Global options, handed to every command through ctx.obj."""
 
     config: str | None = None
-    env: str | None = None
+    env: str | None = None  # one name, or a selection: a list and/or glob patterns (ltmctl.fleet.selection)
     debug: bool = False
+    command: str | None = None  # the command being run, for errors that name it
 
     def load(self) -> Any:
-        from ltmctl import config
+        """The one environment selected; a command that acts on one refuses a selection of several."""
+        from ltmctl.fleet import selection
 
-        return config.load(self.config, self.env)
+        return selection.require_one(self.load_many(), self.command)
+
+    def load_many(self) -> list[Any]:
+        """Every environment `--env` selects, in config order (`metrics`, `status`, `verify`)."""
+        from ltmctl.fleet import selection
+
+        return selection.load(self.config, self.env)
 
     def environment(self) -> Any:
         """The selected environment as its backend reaches it (`ltmctl.environments.Environment`)."""
@@ -102,13 +110,14 @@ def main(
     ctx: typer.Context,
     config: Annotated[str | None, typer.Option("--config", help="Config file (default: config/ltm.yaml).",
                                                envvar="LTM_CONFIG", show_envvar=True)] = None,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment to use (default: local).",
-                                            envvar="LTM_ENV", show_envvar=True)] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Environment to use (default: local); metrics, status and verify also take a list or "
+                            "a pattern: dev,prod or 'prod-*'.", envvar="LTM_ENV", show_envvar=True)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version.")] = False,
 ) -> None:
-    ctx.obj = State(config=config, env=env, debug=debug)
+    ctx.obj = State(config=config, env=env, debug=debug, command=ctx.invoked_subcommand)
 
 
 if __name__ == "__main__":  # python -m ltmctl.cli

@@ -148,6 +148,9 @@ class MonitoringSettings(_Strict):
     # Where `ltmctl monitoring apply`'s alert policies notify (create channels in the console or with gcloud).
     notification_channels: list[Annotated[str, StringConstraints(
         pattern=r"^projects/[^/]+/notificationChannels/[^/]+$")]] = []
+    # The scoping project of a Cloud Monitoring metrics scope that monitors this environment's project: the fleet
+    # view then reads every environment of that scope with one query per figure (README, "Fleet view").
+    metrics_scope: ProjectId | None = None
 
 
 class ServiceAccounts(_Strict):

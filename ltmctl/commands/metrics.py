@@ -22,14 +22,25 @@ def metrics(
     """API p50/p95/p99 latency, request rate, 4xx/5xx rates, Pub/Sub and ingest figures, coloured against the SLOs:
     from Cloud Monitoring in a gcp environment, from the services' /metrics endpoints on the local stack.
 
+    Several environments (--env 'prod-*' or dev,prod): one row each, worst first (errors, then SLO breaches, then
+    ok); exit 0 when all are ok, 1 when any breaches, 4 when any could not be read.
+
     Example: ltmctl --env dev metrics --since 6h --step 5m --png latency.png
     """
     from ltmctl import ui
     from ltmctl.errors import UsageError
 
+    fleet = ctx.obj.load_many()
+    if len(fleet) > 1:
+        from ltmctl.fleet import view
+
+        raise typer.Exit(view.metrics(fleet, since=since, until=until, step=step, watch=watch, png=png,
+                                      output=output, debug=ctx.obj.debug))
     if watch and until:
         raise UsageError("--watch follows the present; it cannot be combined with --until.")
-    env = ctx.obj.environment()
+    from ltmctl.environments import open_environment
+
+    env = open_environment(fleet[0])
     with env.metrics(since, until, step) as source:
         if output == "json":
             view = source.read()

@@ -15,6 +15,9 @@ def status(
     fields); then each Cloud Run service: its URL, ready revision and traffic split, and whether it runs what a
     deploy of this checkout and config would (drift: source, settings, iap members). Read-only.
 
+    Several environments (--env 'prod-*' or dev,prod): one row each with its counts, worst first; exit 0 when all
+    are ok, 1 when any is missing or drifted, 4 when any could not be read.
+
     Example: ltmctl --env dev status --output json
     """
     from ltmctl import ui
@@ -24,7 +27,14 @@ def status(
     from ltmctl.gcp import provisioning
     from ltmctl.gcp.errors import google_errors
 
-    env = ctx.obj.environment()
+    fleet = ctx.obj.load_many()
+    if len(fleet) > 1:
+        from ltmctl.fleet import view
+
+        raise typer.Exit(view.status(fleet, output=output, debug=ctx.obj.debug))
+    from ltmctl.environments import open_environment
+
+    env = open_environment(fleet[0])
     env.require("gcp", "status")
     resolved = env.resolved
     with DeployClients.for_env(resolved) as clients:

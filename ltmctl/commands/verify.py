@@ -23,6 +23,8 @@ def verify(
     """Check a running environment end to end: API ready, an event stored once as sent and served through IAP,
     unauthenticated calls refused, duplicates counted once, invalid events dead-lettered, requests in metrics.
     Exit 0 only if every check passes, 4 otherwise. Its events use the reserved app id `ltm-verify`.
+    Several environments (--env 'prod-*' or dev,prod): run side by side, one row each (checks passed, first
+    failure), worst first; exit 0 when all pass, 1 when any check fails, 4 when any environment could not be run.
 
     Example: ltmctl --env dev verify --timeout 300
     """
@@ -32,7 +34,15 @@ def verify(
 
     if output not in ("text", "json"):
         raise UsageError(f"--output must be text or json, not {output!r}.")
-    env = ctx.obj.environment()
+    fleet = ctx.obj.load_many()
+    if len(fleet) > 1:
+        from ltmctl.fleet import view
+
+        raise typer.Exit(view.verify(fleet, timeout_s=timeout, metrics_wait_s=metrics_wait,
+                                     service_account=service_account, output=output, debug=ctx.obj.debug))
+    from ltmctl.environments import open_environment
+
+    env = open_environment(fleet[0])
     resolved = env.resolved
     wait = metrics_wait if metrics_wait is not None else env.metrics_wait_s
 

@@ -83,6 +83,16 @@ class Environment:
         """The services' log entries (`ltmctl.logs.entries.Entry`), oldest first; with follow, without end."""
         raise NotImplementedError
 
+    @property
+    def metrics_scope(self) -> str | None:
+        """The Cloud Monitoring metrics scope (scoping project) that also holds this environment's figures."""
+        return None
+
+    def figures(self, start: Any, end: Any, step_s: int) -> list[Any]:
+        """The environment's figures (`ltmctl.metrics.figures.Row`) as one reading over the window, where the
+        backend keeps history (else: now), for a fleet row."""
+        raise NotImplementedError
+
     # --- the API -------------------------------------------------------------------------------------------------
 
     def api_url(self) -> str:

@@ -57,6 +57,19 @@ class GcpEnvironment(Environment):
         with self.google() as google, MonitoringRest(google.credentials, google.endpoint) as client:
             yield MonitoringSource(client, self.resolved, since or "1h", until, int(step_s))
 
+    @property
+    def metrics_scope(self) -> str | None:
+        return self.resolved.env.monitoring.metrics_scope
+
+    def figures(self, start: Any, end: Any, step_s: int) -> list[Any]:
+        from ltmctl.gcp.errors import google_errors
+        from ltmctl.gcp.monitoring_rest import MonitoringRest
+        from ltmctl.metrics.cloud_monitoring import report
+
+        with self.google() as google, MonitoringRest(google.credentials, google.endpoint) as client, \
+                google_errors(self.project, "reading metrics from Cloud Monitoring"):
+            return [figure.row() for figure in report(client, self.resolved, start, end, step_s).figures]
+
     def logs(self, service: str, since: str | None, follow: bool, min_severity: str | None) -> Iterator[Any]:
         from ltmctl.logs import cloud_logging
         from ltmctl.logs.entries import parse_since

@@ -57,6 +57,16 @@ class LocalEnvironment(Environment):
             raise UsageError("--step must be at least 0.5s on the local stack.")
         yield StackSource(self.state(), self.resolved.env.slo, refresh)
 
+    def figures(self, start: Any, end: Any, step_s: int) -> list[Any]:
+        from datetime import datetime
+
+        from ltmctl.metrics import scrape
+
+        # The stack's counters run from its start: the window does not apply (the row says since when).
+        state = self.state()
+        return scrape.rows(scrape.snapshot(state), None, datetime.fromisoformat(state.started_at).timestamp(),
+                           self.resolved.env.slo)
+
     def logs(self, service: str, since: str | None, follow: bool, min_severity: str | None) -> Iterator[Any]:
         from ltmctl.logs import files
         from ltmctl.logs.entries import parse_since

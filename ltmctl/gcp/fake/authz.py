@@ -189,6 +189,9 @@ def resource_of(fake: FakeGcp, method_id: str, path: dict[str, str], body: Any) 
             if "tableId" in path:
                 name += f"/tables/{path['tableId']}"
         return _by_id(fake, name)
+    scope = _metrics_scope(path.get("parent") or path.get("name") or "")
+    if scope:  # Cloud Monitoring's metrics scopes are named by their scoping project
+        return _by_id(fake, f"projects/{scope}")
     if "bucket" in path:  # Cloud Storage: buckets live under the project that owns them
         name = f"projects/_/buckets/{path['bucket']}"
         return name + (f"/objects/{path['object']}" if "object" in path else "")
@@ -208,6 +211,11 @@ def resource_of(fake: FakeGcp, method_id: str, path: dict[str, str], body: Any) 
     if method_id.startswith("storage.buckets."):
         return f"projects/{(path.get('project') or fake.project)}"
     return f"projects/{fake.project}"
+
+
+def _metrics_scope(name: str) -> str | None:
+    m = re.match(r"^locations/global/metricsScopes/([^/]+)", name)
+    return m.group(1) if m else None
 
 
 def _by_id(fake: FakeGcp, name: str) -> str:
@@ -319,6 +327,12 @@ def _also(method_id: str, resource: str, body: dict[str, Any]) -> list[tuple[str
         act_as((push.get("oidcToken") or {}).get("serviceAccountEmail"))
         if method_id == "pubsub.projects.subscriptions.create" and sub.get("topic"):
             out.append(("pubsub.topics.attachSubscription", sub["topic"]))
+    elif method_id == "monitoring.locations.global.metricsScopes.projects.create":
+        # "monitoring.metricsScopes.link on both the metrics scope and on the MonitoredProject"
+        # (https://cloud.google.com/monitoring/api/ref_v3/rest/v1/locations.global.metricsScopes.projects/create).
+        monitored = str(body.get("name", "")).rsplit("/projects/", 1)
+        if len(monitored) == 2 and monitored[1]:
+            out.append(("monitoring.metricsScopes.link", f"projects/{monitored[1]}"))
     elif method_id in ("bigquery.jobs.insert", "bigquery.jobs.query"):
         # A query reads every table it names: "BigQuery Data Viewer on all tables and views that your query
         # references" (https://cloud.google.com/bigquery/docs/running-queries#required_permissions).

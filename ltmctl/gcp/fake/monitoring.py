@@ -1,11 +1,16 @@
-"""Cloud Monitoring (REST): timeSeries.list with alignment and cross-series reduction (v3), alert policies (v3)
-and dashboards (v1).
+"""Cloud Monitoring (REST): timeSeries.list with alignment and cross-series reduction (v3), alert policies (v3),
+dashboards and metrics scopes (v1).
 
 Tests load raw series with `add_series` (per revision, per response class, ...: what Cloud Run and Pub/Sub write);
 `timeSeries.list` then filters, aligns and reduces them as Cloud Monitoring documents it, so a client's figures are
 only right if it asked for the right filter, aligner, reducer and grouping. Alert policies are checked against the
 official `monitoring_v3.AlertPolicy` message (unknown fields are a 400, as Google answers) and stored in its
 canonical JSON (defaults omitted, durations as "300s"), as Google returns them.
+
+A project's timeSeries.list answers the series of its own project (the `project_id` resource label) and of every
+project its metrics scope monitors (https://cloud.google.com/monitoring/settings/multiple-projects): a project is
+added to a scope with v1 `locations.global.metricsScopes.projects.create`, which needs monitoring.metricsScopes.link
+on both projects (authz); reading then needs monitoring.timeSeries.list on the scoping project only.
 """
 
 from __future__ import annotations
@@ -127,6 +132,7 @@ class MonitoringApi(Api):
         self.series: list[dict[str, Any]] = []
         self.alert_policies: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
+        self.scopes: dict[str, dict[str, str]] = {}  # scoping project id -> monitored project id -> createTime
 
     def routes(self):
         p = "/v3/projects/{project}/alertPolicies"
@@ -143,6 +149,7 @@ class MonitoringApi(Api):
             ("GET", d + "/{dashboard}", self.get_dashboard),
             ("PATCH", d + "/{dashboard}", self.update_dashboard),
             ("DELETE", d + "/{dashboard}", self.delete_dashboard),
+            ("POST", "/v1/locations/global/metricsScopes/{scope}/projects", self.add_monitored_project),
         ]
 
     # --- test controls ---------------------------------------------------------------------------------------
@@ -168,7 +175,9 @@ class MonitoringApi(Api):
         chosen = Filter(q["filter"])
         if "metric.type" not in chosen.fields():
             raise invalid("A time series filter must name exactly one metric.type.")
-        matching = [s for s in self.series if chosen.matches(lambda f, s=s: _series_field(s, f))]
+        visible = {self.fake.project_id(project), *self.scopes.get(self.fake.project_id(project), {})}
+        matching = [s for s in self.series if s.get("resource", {}).get("labels", {}).get("project_id") in visible
+                    and chosen.matches(lambda f, s=s: _series_field(s, f))]
         aligner = q.get("aggregation.perSeriesAligner", "ALIGN_NONE")
         reducer = q.get("aggregation.crossSeriesReducer", "REDUCE_NONE")
         group_by = req.params.get("aggregation.groupByFields", [])
@@ -184,6 +193,32 @@ class MonitoringApi(Api):
             out = aligned if reducer == "REDUCE_NONE" else _reduce(aligned, reducer, group_by)
         out = [s for s in out if s["points"]]
         return {"timeSeries": out, "unit": ""} if out else {}
+
+    # --- metrics scopes --------------------------------------------------------------------------------------
+
+    MAX_MONITORED = 375  # "A metrics scope can include at most 375 projects" (Google's quotas page)
+
+    def add_monitored_project(self, req: Request, scope: str):
+        scoping = self.fake.project_id(scope)
+        name = str((req.data or {}).get("name", ""))
+        m = re.fullmatch(r"locations/global/metricsScopes/([^/]+)/projects/([^/]+)", name)
+        if not m or self.fake.project_id(m.group(1)) != scoping:
+            raise invalid(f"Field name had an invalid value: {name!r} must be "
+                          f"locations/global/metricsScopes/{scope}/projects/MONITORED_PROJECT.")
+        monitored = self.fake.project_id(m.group(2))
+        added = self.scopes.setdefault(scoping, {})
+        if monitored == scoping or monitored in added:
+            raise ApiError(409, "ALREADY_EXISTS", f"Project {monitored} is already monitored by the metrics scope "
+                                                  f"of {scoping}.")
+        if len(added) >= self.MAX_MONITORED:
+            raise ApiError(429, "RESOURCE_EXHAUSTED", f"The metrics scope of {scoping} already monitors "
+                                                      f"{self.MAX_MONITORED} projects.")
+        added[monitored] = format_time(datetime.now(UTC))
+        # Google answers with project numbers.
+        made = {"@type": "type.googleapis.com/google.monitoring.metricsscope.v1.MonitoredProject",
+                "name": f"locations/global/metricsScopes/{self.fake.number(scoping)}/projects/"
+                        f"{self.fake.number(monitored)}", "createTime": added[monitored]}
+        return self.fake.operation("", response=made)
 
     # --- alert policies --------------------------------------------------------------------------------------
 
