@@ -46,9 +46,25 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _backend_error(request: Request, exc: Exception) -> JSONResponse:
     # The BigQuery message may name tables and quotas: log it, answer with a generic detail.
     request.state.error = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, TimeoutError):  # concurrent.futures' too, since 3.11
+    if _timed_out(exc):
         return JSONResponse(_body("timeout", "the query took too long; try fewer days"), 504)
     return JSONResponse(_body("backend_unavailable", "BigQuery did not answer; try again later"), 503)
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether the query ran out of time: a timeout itself (concurrent.futures' too, since 3.11), BigQuery's own
+    deadline, or the client's retry giving up on reads that timed out (api_core nests a RetryError per retry layer,
+    each with the last exception as its cause). A refused connection that exhausts the retries is not a timeout."""
+    from google.api_core.exceptions import DeadlineExceeded, RetryError
+    from requests.exceptions import Timeout
+
+    for _ in range(8):  # bounded: causes nest once per retry layer
+        if isinstance(exc, TimeoutError | Timeout | DeadlineExceeded):
+            return True
+        if not isinstance(exc, RetryError):
+            return False
+        exc = exc.cause
+    return False
 
 
 def install(app: FastAPI) -> None:

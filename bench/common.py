@@ -46,7 +46,8 @@ def local_stack() -> Iterator[Any]:
     finally:
         c.close()
         stack.down(resolved, force=True)
-        shutil.rmtree(directory, ignore_errors=True)
+        if not os.environ.get("LTM_BENCH_KEEP"):  # keep the stack's logs to look into a failed run
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -101,6 +101,23 @@ def test_trace_headers() -> None:
     assert trace_fields("p", "not-a-trace\n{}", "garbage") == {}
 
 
+@pytest.mark.timeout(60)
+def test_bigquery_that_does_not_answer_in_time_gives_504(settings: Settings, keys: Keys) -> None:
+    """A BigQuery that accepts the request and answers nothing within the query timeout: the client's retry gives up
+    on reads that timed out, which is the query taking too long (504), not BigQuery being unavailable (503)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    try:
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        app = create_app(replace(settings, bigquery_endpoint=endpoint, query_timeout_s=1), log_stream=io.StringIO())
+        with TestClient(app, raise_server_exceptions=False) as client:
+            data = client.get("/get_data/a:b@c.co", headers=keys.headers())
+    finally:
+        listener.close()
+    assert data.status_code == 504 and data.json()["error"] == "timeout"
+
+
 @pytest.mark.timeout(60)  # the library's own retry would wait 10 minutes; ours must give up within seconds
 def test_unreachable_bigquery_gives_503_quickly(settings: Settings, keys: Keys) -> None:
     closed = free_ports(1)[0]  # nothing listens there
