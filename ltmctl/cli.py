@@ -101,8 +101,11 @@ def _add_global_options(root: Any) -> None:
 
 class _Group(TyperGroup):
     def __init__(self, **kwargs: Any) -> None:
+        from ltmctl.commands.metavars import make_readable
+
         super().__init__(**kwargs)
         _add_global_options(self)
+        make_readable(self)
 
     # Every command runs inside the root group's invoke, so this is the one place errors are rendered.
     def invoke(self, ctx: typer.Context) -> Any:
