@@ -25,7 +25,7 @@ from ltmctl.deploy import run as runs
 from ltmctl.deploy.package import Package, package
 from ltmctl.deploy.progress import Progress, Quiet
 from ltmctl.deploy.services import components_of, delete_command
-from ltmctl.deploy.target import COMPONENTS, Target, service_body, spec_hash
+from ltmctl.deploy.target import COMPONENTS, Target, service_body
 from ltmctl.errors import BackendError, UsageError
 from ltmctl.gcp.errors import google_errors
 
@@ -73,6 +73,7 @@ class _Plan:
     image: str | None  # None: to be built
     body: dict[str, Any] | None  # None: nothing to roll out
     build: builds.Build | None = None
+    diffs: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # what the roll-out changes, field by field
 
 
 def select(which: str) -> list[str]:
@@ -159,17 +160,16 @@ def _plan(target: Target, clients: Any, component: str, image: str | None, force
     pkg = package(component, root, c.source_dir)
     with google_errors(target.project, f"reading Cloud Run service {c.service}"):
         deployed = runs.read(clients.run_services, target.service_name(component))
-    body = service_body(target, component, image or "", pkg.digest)
-    # Pinned traffic (a rollback) is not what the config says: the update puts it back on the latest revision.
-    current = (deployed.exists and deployed.ready and not deployed.pinned and deployed.source_hash == pkg.digest
-               and deployed.spec_hash == spec_hash(body) and image in (None, deployed.image))
-    if current and not force:
-        return _Plan(component, pkg, deployed, deployed.image, None)
     # Settings changed but not the source: the running image is that source's build, so it is reused.
     if (image is None and not force and deployed.exists and deployed.source_hash == pkg.digest
             and deployed.image):
         image = deployed.image
-    return _Plan(component, pkg, deployed, image, body)
+    body = service_body(target, component, image or "", pkg.digest)
+    diffs = runs.differences(deployed, body, image or target.image(component, pkg.digest))
+    # Pinned traffic (a rollback) is not what the config says: the update puts it back on the latest revision.
+    if deployed.exists and not diffs and not deployed.pinned and not force:
+        return _Plan(component, pkg, deployed, deployed.image, None, diffs=diffs)
+    return _Plan(component, pkg, deployed, image, body, diffs=diffs)
 
 
 def _build(target: Target, clients: Any, plans: list[_Plan], progress: Progress, poll_s: float) -> None:
