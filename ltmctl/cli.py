@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
@@ -37,6 +38,22 @@ class State:
     env: str | None = None  # one name, or a selection: a list and/or glob patterns (ltmctl.fleet.selection)
     debug: bool = False
     command: str | None = None  # the command being run, for errors that name it
+    # Global options given on the command line, by name: (value, the command they followed), for `give`.
+    given: dict[str, tuple[Any, str]] = field(default_factory=dict)
+
+    def give(self, name: str, value: Any, where: str) -> None:
+        """A global option given on the command line, before or after any command. Given twice with different
+        values (`ltmctl --env dev deploy --env prod`) is refused rather than resolved by position: an environment
+        picked by a rule the user has to remember is how a deploy lands in the wrong project."""
+        from ltmctl.errors import UsageError
+
+        if name in self.given and self.given[name][0] != value:
+            before, first = self.given[name]
+            flag = GLOBAL_FLAGS[name]
+            raise UsageError(f"{flag} is given twice with different values: {before!r} after `{first}` and "
+                             f"{value!r} after `{where}`.", hint=f"Give {flag} once, before or after the command.")
+        self.given.setdefault(name, (value, where))
+        setattr(self, name, value)
 
     def load(self) -> Any:
         """The one environment selected; a command that acts on one refuses a selection of several."""
@@ -57,7 +74,47 @@ class State:
         return open_environment(self.load())
 
 
+# The root's options that every command and group also takes, after its name: one meaning everywhere.
+GLOBAL_FLAGS = {"config": "--config", "env": "--env", "debug": "--debug"}
+
+
+def _given_after(ctx: Any, param: Any, value: Any) -> Any:
+    from typer._click.core import ParameterSource
+
+    # The environment variable is the root's to read: here only what was typed counts (and may conflict).
+    if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+        state = ctx.find_object(State)
+        if state is None:  # no root callback ran (a command invoked on its own)
+            state = ctx.find_root().obj = State()
+        state.give(param.name, value, ctx.command_path)
+    return value
+
+
+def _add_global_options(root: Any) -> None:
+    """Give every command and group below the root a copy of the root's global options: accepted after the
+    command name as before it, and listed in each command's --help. The copies hand their value to the State
+    (never to the command's function), so a command's code is the same whichever side they were given on."""
+    options = [p for p in root.params if p.name in GLOBAL_FLAGS]
+
+    def walk(command: Any) -> None:
+        for sub in getattr(command, "commands", {}).values():
+            for option in options:
+                twin = copy.copy(option)
+                twin.expose_value, twin.callback = False, _given_after
+                sub.params.append(twin)
+            walk(sub)
+
+    walk(root)
+
+
 class _Group(TyperGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        from ltmctl.commands.metavars import make_readable
+
+        super().__init__(**kwargs)
+        _add_global_options(self)
+        make_readable(self)
+
     # Every command runs inside the root group's invoke, so this is the one place errors are rendered.
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -117,7 +174,12 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version.")] = False,
 ) -> None:
+    from typer._click.core import ParameterSource
+
     ctx.obj = State(config=config, env=env, debug=debug, command=ctx.invoked_subcommand)
+    for name, value in (("config", config), ("env", env), ("debug", debug)):
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            ctx.obj.given[name] = (value, "ltmctl")
 
 
 if __name__ == "__main__":  # python -m ltmctl.cli

@@ -18,9 +18,15 @@ def deploy(
         help="Deploy this image instead of building one: `--image URI` with api or ingest, "
              "`--image api=URI --image ingest=URI` with all.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Build and roll out even what is unchanged.")] = False,
+    plan_only: Annotated[bool, typer.Option(
+        "--plan", help="Change nothing: read the project and show, per resource, what a deploy would create, "
+                       "update (and which fields) or leave alone.")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Send nothing: run the deploy against an in-process fake of a freshly provisioned, empty "
-                          "project and print the requests it would send. Needs no credentials.")] = False,
+                          "project and show its plan (with --verbose or --output json, every request it would "
+                          "send). Needs no credentials.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --dry-run: also list every request.")
+                       ] = False,
     rollback: Annotated[bool, typer.Option(
         "--rollback", help="Build and deploy nothing: move each service's traffic back to the ready revision before "
                            "the one serving it (with --from, to the one that served before that deploy).")] = False,
@@ -36,14 +42,21 @@ def deploy(
     service (OIDC), or with ingest_mode bigquery make it a BigQuery subscription, and let the configured members
     through IAP. Unchanged components are skipped.
 
-    Example: ltmctl --env dev deploy all --dry-run --output json
+    Example: ltmctl deploy --plan --env dev
 
-    Example: ltmctl --env dev deploy api --rollback
+    Example: ltmctl deploy all --dry-run --verbose --env dev
+
+    Example: ltmctl deploy api --rollback --env dev
     """
     from ltmctl import ui
     from ltmctl.deploy.deployer import parse_images, select
 
-    _check_rollback_options(rollback, report, image, force, dry_run)
+    _check_rollback_options(rollback, report, image, force, dry_run or plan_only)
+    if dry_run and plan_only:
+        from ltmctl.errors import UsageError
+
+        raise UsageError("--plan and --dry-run exclude each other: --plan reads your project, --dry-run assumes an "
+                         "empty one and needs no credentials.", hint="Pass one of them.")
     env = ctx.obj.environment()
     env.require("gcp", "deploy")
     resolved = env.resolved
@@ -55,8 +68,8 @@ def deploy(
     if dry_run:
         from ltmctl.deploy.dry_run import plan_requests
 
-        _, requests = plan_requests(resolved, components=components, images=images, force=force, root=root)
-        _show_requests(requests, resolved.env.project, output)
+        rows, requests = plan_requests(resolved, components=components, images=images, force=force, root=root)
+        _show_dry_run(rows, requests, resolved, output, verbose)
         return
     from ltmctl.deploy.clients import DeployClients
     from ltmctl.deploy.deployer import deploy as run_deploy
@@ -65,6 +78,14 @@ def deploy(
 
     with DeployClients.for_env(resolved) as clients:
         target = target_for(resolved, project_number(resolved, clients))
+        if plan_only:
+            from ltmctl.deploy.plan import plan
+
+            with ui.err.status(f"Reading what runs in {target.project}…"):
+                rows, warnings = plan(target, clients, components=components, images=images, force=force,
+                                      root=root)
+            _show_plan(rows, warnings, resolved, output)
+            return
         result = run_deploy(target, clients, components=components, images=images, force=force, root=root,
                             progress=_Progress())
     _show_result(result, output)
@@ -76,11 +97,13 @@ def deploy(
 
 def _check_rollback_options(rollback: bool, report: Path | None, image: list[str] | None, force: bool,
                             dry_run: bool) -> None:
+    # dry_run: --dry-run or --plan, neither of which has a rollback to show.
     from ltmctl.errors import UsageError
 
     if report is not None and not rollback:
         raise UsageError("--from goes with --rollback.", hint="ltmctl deploy all --rollback --from deploy.json")
-    clashing = [name for name, given in (("--image", image), ("--force", force), ("--dry-run", dry_run)) if given]
+    clashing = [name for name, given in (("--image", image), ("--force", force), ("--dry-run/--plan", dry_run))
+                if given]
     if rollback and clashing:
         # A rollback deploys nothing (no image, no build to force) and the dry run's fake project has no revisions.
         raise UsageError(f"--rollback cannot be combined with {', '.join(clashing)}: it builds and deploys nothing, "
@@ -151,23 +174,52 @@ def _show_result(result: Any, output: str) -> None:
     ui.out.print(table)
 
 
-def _show_requests(requests: list[dict[str, Any]], project: str, output: str) -> None:
+def _show_plan(rows: list[dict[str, Any]], warnings: list[str], resolved: Any, output: str) -> None:
+    from ltmctl import ui
+    from ltmctl.commands.provision import render_plan
+
+    render_plan(rows, output)
+    for warning in warnings:
+        ui.err.print(f"[yellow]![/yellow] {warning}", soft_wrap=True)
+    pending = [r for r in rows if r["action"] != "no change"]
+    project = resolved.env.project
+    if pending:
+        ui.err.print(f"{len(pending)} change(s) planned in {project}; nothing was changed. Apply them with "
+                     f"`ltmctl deploy --env {resolved.name}`.", soft_wrap=True)
+    else:
+        ui.err.print(f"[green]✓[/green] What runs in {project} matches this checkout and the config; a deploy "
+                     "would change nothing.", soft_wrap=True)
+
+
+def _show_dry_run(rows: list[dict[str, Any]], requests: list[dict[str, Any]], resolved: Any, output: str,
+                  verbose: bool) -> None:
+    from ltmctl import ui
+    from ltmctl.commands.provision import render_plan
+
+    project = resolved.env.project
+    if output == "json":
+        ui.emit(requests, "json")  # what scripts have read from `deploy --dry-run -o json`: the requests
+    else:
+        render_plan(rows, output)
+        if verbose:
+            _show_requests(requests)
+    changes = sum(r["mutating"] for r in requests)
+    listed = "marked *" if verbose or output == "json" else "--verbose lists them"
+    ui.err.print(f"Dry run: the plan of a first deploy to a freshly provisioned project {project} with nothing "
+                 f"deployed ({len(requests)} requests, {changes} that change something; {listed}); nothing was "
+                 f"sent. `ltmctl deploy --plan --env {resolved.name}` reads what runs in the project itself.",
+                 soft_wrap=True)
+
+
+def _show_requests(requests: list[dict[str, Any]]) -> None:
     import json
     import sys
 
-    from ltmctl import ui
-
-    if output == "json":
-        ui.emit(requests, "json")
-    else:
-        for i, r in enumerate(requests, 1):
-            query = "&".join(f"{k}={v}" for k, v in (r.get("query") or {}).items())
-            mark = "*" if r["mutating"] else " "
-            size = f"  ({r['bytes']} bytes)" if "bytes" in r else ""
-            sys.stdout.write(f"{i:3} {mark} {r['method']:6} {r['path']}{'?' + query if query else ''}{size}\n")
-            if r.get("body") is not None and r["mutating"]:
-                sys.stdout.write("".join(f"          {line}\n" for line in json.dumps(r["body"], indent=2)
-                                         .splitlines()))
-    changes = sum(r["mutating"] for r in requests)
-    ui.err.print(f"Dry run: {len(requests)} requests ({changes} that change something, marked *) that deploy would "
-                 f"send to a freshly provisioned project {project} with nothing deployed; nothing was sent.")
+    for i, r in enumerate(requests, 1):
+        query = "&".join(f"{k}={v}" for k, v in (r.get("query") or {}).items())
+        mark = "*" if r["mutating"] else " "
+        size = f"  ({r['bytes']} bytes)" if "bytes" in r else ""
+        sys.stdout.write(f"{i:3} {mark} {r['method']:6} {r['path']}{'?' + query if query else ''}{size}\n")
+        if r.get("body") is not None and r["mutating"]:
+            sys.stdout.write("".join(f"          {line}\n" for line in json.dumps(r["body"], indent=2)
+                                     .splitlines()))

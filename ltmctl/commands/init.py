@@ -9,16 +9,17 @@ import typer
 
 def init(
     ctx: typer.Context,
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Google Cloud project id.")] = None,
-    region: Annotated[str | None, typer.Option("--region", "-r", help="Region for Cloud Run, Artifact Registry "
-                                                                      "and the staging bucket.")] = None,
-    env_name: Annotated[str | None, typer.Option("--env", "-e", help="Environment name to write (default: the "
-                                                                     "global --env, else dev).")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-p", metavar="PROJECT_ID",
+                                                help="Google Cloud project id.")] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", "-r", metavar="REGION",
+        help="Region for Cloud Run, Artifact Registry and the staging bucket.")] = None,
     enable_apis: Annotated[bool, typer.Option("--enable-apis", help="Enable the APIs the pipeline needs that "
                                                                     "are off (one batch request).")] = False,
 ) -> None:
     """Write or update a gcp environment in the config, after checking that Application Default Credentials can
     read the project; list (or with --enable-apis, enable) the APIs it still needs. Prompts only on a terminal.
+    The environment written is the one --env names (default: dev).
 
     Example: ltmctl init --project my-project --region us-central1 --env dev --enable-apis
     """
@@ -33,8 +34,9 @@ def init(
     tty = sys.stdin.isatty()
     if project is None or region is None:
         if not tty:
-            missing = " and ".join(f for f, v in (("--project", project), ("--region", region)) if v is None)
-            raise UsageError(f"{missing} is required when there is no terminal to ask on.",
+            missing = [f for f, v in (("--project", project), ("--region", region)) if v is None]
+            raise UsageError(f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} required when there is "
+                             "no terminal to ask on.",
                              hint="Example: ltmctl init --project my-project --region us-central1")
         project = project or typer.prompt("Google Cloud project id", err=True)
         region = region or typer.prompt("Region", default="us-central1", err=True)
@@ -43,7 +45,8 @@ def init(
                          hint="Use the id, not the display name: `gcloud projects list` shows both.")
     if not re.match(r"^[a-z]+-[a-z]+[0-9]+$", region):
         raise UsageError(f"{region!r} is not a region name.", hint="For example us-central1 or europe-west1.")
-    name = env_name or ctx.obj.env or "dev"
+    # The global --env (given before or after `init`, or LTM_ENV): init names the environment it writes with it.
+    name = ctx.obj.env or "dev"
     path = config_edit.config_path(ctx.obj.config)
 
     with GcpClients.for_project(project) as clients:

@@ -96,3 +96,36 @@ def render_changes(rows: list[dict[str, Any]], output: str) -> None:
         table.add_row(f"[{style}]{row['action']}[/{style}]", row["kind"], escape(row["resource"]),
                       escape(_fields(row["fields"])))
     ui.out.print(table)
+
+
+_MARKS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("!", "red"), "delete": ("-", "red"),
+          "no change": ("=", "dim")}
+
+
+def _value(value: Any) -> str:
+    return "none" if value in (None, "", [], {}) else (value if isinstance(value, str) else repr(value))
+
+
+def render_plan(rows: list[dict[str, Any]], output: str) -> None:
+    """A plan on stdout as lines, one per resource (`+ create`, `~ update` with each field that differs, actual →
+    desired, in full, `= unchanged`), or JSON as render_changes gives it: for plans whose names and values are too
+    long for a table's columns (image URIs, URLs, members)."""
+    from ltmctl import ui
+
+    if output == "json":
+        ui.emit(rows, "json")
+        return
+    from rich.markup import escape
+
+    for row in rows:
+        mark, style = _MARKS.get(row["action"], (" ", ""))
+        word = "unchanged" if row["action"] == "no change" else row["action"]
+        ui.out.print(f"[{style}]{mark} {word:<9}[/{style}] {escape(row['kind'])} [bold]{escape(row['resource'])}"
+                     "[/bold]", highlight=False)
+        for name, v in row["fields"].items():
+            have, want = v["actual"], v["desired"]
+            if isinstance(have, list) and isinstance(want, list):
+                change = ", ".join([f"+{m}" for m in want if m not in have] + [f"-{m}" for m in have if m not in want])
+            else:
+                change = f"{_value(have)} → {_value(want)}"
+            ui.out.print(f"      {escape(name)}: {escape(change)}", highlight=False)

@@ -21,16 +21,18 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
 def publish(
     ctx: typer.Context,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Synthetic events to publish.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", allow_dash=True,
+    file: Annotated[Path | None, typer.Option("--file", "-f", allow_dash=True, metavar="FILE",
                                               help="JSON Lines file of events; - for stdin.")] = None,
     seed: Annotated[int | None, typer.Option(help="Make synthetic events reproducible.")] = None,
-    source: Annotated[str | None, typer.Option(help="Synthetic events from one source: iot, app or web.")] = None,
+    source: Annotated[str | None, typer.Option(metavar="iot|app|web",
+                                               help="Synthetic events from one source: iot, app or web.")] = None,
     rate: Annotated[float | None, typer.Option(min=0.1, help="At most this many messages per second.")] = None,
     attr: Annotated[list[str] | None, typer.Option("--attr", help="Message attribute k=v (repeatable).")] = None,
-    ordering_key: Annotated[str, typer.Option(help="Ordering key for every message.")] = "",
+    ordering_key: Annotated[str, typer.Option(metavar="KEY", help="Ordering key for every message.")] = "",
     allow_invalid: Annotated[bool, typer.Option(
         help="Publish events that break the contract too (they go to the dead-letter topic).")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="Summary as table or json.")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", metavar="table|json",
+                                        help="Summary as table or json.")] = "table",
 ) -> None:
     """Publish events: synthetic ones (--count) or a JSON Lines file (--file), checked against the contract.
 
@@ -45,6 +47,7 @@ def publish(
     if source is not None and source not in ("iot", "app", "web"):
         raise typer.BadParameter("must be iot, app or web", param_hint="--source")
     env = ctx.obj.environment()
+    env.ready()  # no stack, no credentials: said before a progress bar is drawn, not under an empty one
     options = {"attributes": _attributes(attr or []), "ordering_key": ordering_key, "rate": rate,
                "allow_invalid": allow_invalid}
     # Bytes, read a bounded line at a time: a binary file or a huge line is a skipped line with its reason.

@@ -25,7 +25,7 @@ from ltmctl.deploy import run as runs
 from ltmctl.deploy.package import Package, package
 from ltmctl.deploy.progress import Progress, Quiet
 from ltmctl.deploy.services import components_of, delete_command
-from ltmctl.deploy.target import COMPONENTS, Target, service_body, spec_hash
+from ltmctl.deploy.target import COMPONENTS, Target, service_body
 from ltmctl.errors import BackendError, UsageError
 from ltmctl.gcp.errors import google_errors
 
@@ -66,13 +66,14 @@ class Result:
 
 
 @dataclass
-class _Plan:
+class ComponentPlan:
     component: str
     pkg: Package
     deployed: runs.Deployed
     image: str | None  # None: to be built
     body: dict[str, Any] | None  # None: nothing to roll out
     build: builds.Build | None = None
+    diffs: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # what the roll-out changes, field by field
 
 
 def select(which: str) -> list[str]:
@@ -97,27 +98,32 @@ def parse_images(which: str, values: list[str]) -> dict[str, str]:
     return images
 
 
+def services_of(target: Target, components: list[str], images: dict[str, str]) -> list[str]:
+    """The components that deploy as Cloud Run services, once the selection and the images are checked."""
+    unknown = set(components) - set(COMPONENTS) or set(images) - set(COMPONENTS)
+    if unknown:
+        raise UsageError(f"Unknown component(s): {', '.join(sorted(unknown))}.", hint="Use api, ingest or all.")
+    unused = set(images) - set(components)
+    if unused:
+        raise UsageError(f"--image given for {', '.join(sorted(unused))}, which this deploy does not include.",
+                         hint="Name only the components being deployed.")
+    return [c for c in components if c in components_of(target)]
+
+
 def deploy(target: Target, clients: Any, *, components: list[str], images: dict[str, str] | None = None,
            force: bool = False, root: Path, progress: Progress | None = None, poll_s: float = 2.0) -> Result:
     """Deploy `components` ("api", "ingest") of the target; see the module docstring for the order."""
     progress = progress or Quiet()
     images = images or {}
-    unknown = set(components) - set(COMPONENTS) or set(images) - set(COMPONENTS)
-    if unknown:
-        raise UsageError(f"Unknown component(s): {', '.join(sorted(unknown))}.", hint="Use api, ingest or all.")
+    services = services_of(target, components, images)
     result = Result(target.project, target.region)
-    services = [c for c in components if c in components_of(target)]
-    unused = set(images) - set(components)
-    if unused:
-        raise UsageError(f"--image given for {', '.join(sorted(unused))}, which this deploy does not include.",
-                         hint="Name only the components being deployed.")
     if "ingest" in components and "ingest" not in services:
         # An ingest image is not an error here: cloudbuild.yaml builds and passes both, whatever the mode.
         progress.step("ingest: pipeline.ingest_mode is bigquery, so no ingest service; the subscription writes "
                       "to the table" + ("; the ingest image is not used" if "ingest" in images else ""))
-        result.warnings.extend(_leftover_ingest_service(target, clients))
+        result.warnings.extend(leftover_ingest_service(target, clients))
 
-    plans = [_plan(target, clients, c, images.get(c), force, root) for c in services]
+    plans = [plan_component(target, clients, c, images.get(c), force, root) for c in services]
     todo = [p for p in plans if p.body is not None]
     for p in plans:
         if p.body is None:
@@ -141,7 +147,7 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
         if target.ingest_mode == "bigquery":
             # No service: the subscription itself delivers, into the table.
             result.components.insert(0, Outcome("ingest", target.gcp.pipeline.subscription, "bigquery-subscription",
-                                                _table(target)))
+                                                table_of(target)))
     if "api" in urls:
         with google_errors(target.project, "granting IAP access to the API"):
             added, removed = iap.sync_access(clients.iap, target.iap_resource, target.iap_members)
@@ -154,25 +160,27 @@ def deploy(target: Target, clients: Any, *, components: list[str], images: dict[
     return result
 
 
-def _plan(target: Target, clients: Any, component: str, image: str | None, force: bool, root: Path) -> _Plan:
+def plan_component(target: Target, clients: Any, component: str, image: str | None, force: bool,
+                   root: Path) -> ComponentPlan:
+    """What deploy does with one component: nothing (body None), or roll out `body`, building first when no image
+    is known (image None). Reads the running service, changes nothing."""
     c = target.components[component]
     pkg = package(component, root, c.source_dir)
     with google_errors(target.project, f"reading Cloud Run service {c.service}"):
         deployed = runs.read(clients.run_services, target.service_name(component))
-    body = service_body(target, component, image or "", pkg.digest)
-    # Pinned traffic (a rollback) is not what the config says: the update puts it back on the latest revision.
-    current = (deployed.exists and deployed.ready and not deployed.pinned and deployed.source_hash == pkg.digest
-               and deployed.spec_hash == spec_hash(body) and image in (None, deployed.image))
-    if current and not force:
-        return _Plan(component, pkg, deployed, deployed.image, None)
     # Settings changed but not the source: the running image is that source's build, so it is reused.
     if (image is None and not force and deployed.exists and deployed.source_hash == pkg.digest
             and deployed.image):
         image = deployed.image
-    return _Plan(component, pkg, deployed, image, body)
+    body = service_body(target, component, image or "", pkg.digest)
+    diffs = runs.differences(deployed, body, image or target.image(component, pkg.digest))
+    # Pinned traffic (a rollback) is not what the config says: the update puts it back on the latest revision.
+    if deployed.exists and not diffs and not deployed.pinned and not force:
+        return ComponentPlan(component, pkg, deployed, deployed.image, None, diffs=diffs)
+    return ComponentPlan(component, pkg, deployed, image, body, diffs=diffs)
 
 
-def _build(target: Target, clients: Any, plans: list[_Plan], progress: Progress, poll_s: float) -> None:
+def _build(target: Target, clients: Any, plans: list[ComponentPlan], progress: Progress, poll_s: float) -> None:
     if not plans:
         return
     with google_errors(target.project, f"uploading sources to gs://{target.staging_bucket}"):
@@ -193,7 +201,7 @@ def _build(target: Target, clients: Any, plans: list[_Plan], progress: Progress,
         builds.wait(clients.cloud_build, clients.storage, [p.build for p in plans if p.build], progress, poll_s)
 
 
-def _roll_out(target: Target, clients: Any, plans: list[_Plan], progress: Progress) -> list[Outcome]:
+def _roll_out(target: Target, clients: Any, plans: list[ComponentPlan], progress: Progress) -> list[Outcome]:
     if not plans:
         return []
     operations = []
@@ -238,7 +246,7 @@ def _bind_invokers(target: Target, clients: Any, deployed: list[str], progress: 
     return [f"{c.resource.role} on {c.resource.target.rsplit('/', 1)[-1]} for {c.resource.member}" for c in pending]
 
 
-def _table(target: Target) -> str:
+def table_of(target: Target) -> str:
     p = target.gcp.pipeline
     return f"{p.project}.{p.dataset}.{p.table}"
 
@@ -258,14 +266,14 @@ def _delivery(target: Target, clients: Any, ingest_url: str | None) -> list[str]
 
 def _bigquery_delivery(target: Target, clients: Any, path: str) -> list[str]:
     p = target.gcp.pipeline
-    _require_bigquery_ready(target, clients)
+    require_bigquery_ready(target, clients)
     with google_errors(target.project, f"making {p.subscription} a BigQuery subscription"):
-        if push.ensure_bigquery(clients.subscriber, path, _table(target)):
-            return [f"BigQuery subscription {p.subscription} → {_table(target)}"]
+        if push.ensure_bigquery(clients.subscriber, path, table_of(target)):
+            return [f"BigQuery subscription {p.subscription} → {table_of(target)}"]
     return []
 
 
-def _require_bigquery_ready(target: Target, clients: Any) -> None:
+def require_bigquery_ready(target: Target, clients: Any) -> None:
     """Pub/Sub refuses a BigQuery subscription whose table lacks its metadata columns or that its service agent
     may not write to, and both are `provision`'s to set up (the table's schema and IAM); deploy only reads them."""
     from infra.model import Table, desired
@@ -286,7 +294,7 @@ def _require_bigquery_ready(target: Target, clients: Any) -> None:
                  "roles/bigquery.dataEditor on the table), then deploy again.")
 
 
-def _leftover_ingest_service(target: Target, clients: Any) -> list[str]:
+def leftover_ingest_service(target: Target, clients: Any) -> list[str]:
     """An ingest service from an earlier push-mode deploy: nothing pushes to it any more, but it is not deploy's to
     delete (its revisions and logs may still be wanted), so say how to."""
     c = target.components["ingest"]

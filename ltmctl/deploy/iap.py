@@ -68,6 +68,18 @@ def sync_access(client: Any, resource: str, members: tuple[str, ...] | list[str]
     return [], []
 
 
+def settings_changes(clients_now: list[str], client_id_now: str, programmatic_clients: tuple[str, ...] | list[str],
+                     oauth_client_id: str | None) -> dict[str, tuple[Any, Any]]:
+    """Which IAP settings differ from the config: {field: (actual, desired)}."""
+    out: dict[str, tuple[Any, Any]] = {}
+    wanted = list(dict.fromkeys(programmatic_clients))
+    if sorted(clients_now) != sorted(wanted):
+        out["programmatic_clients"] = (sorted(clients_now), wanted)
+    if oauth_client_id and client_id_now != oauth_client_id:
+        out["client_id"] = (client_id_now or None, oauth_client_id)
+    return out
+
+
 def programmatic_clients(client: Any, resource: str) -> list[str]:
     """The OAuth clients IAP accepts programmatic ID tokens for on this resource now, for `status`."""
     return list(client.get_iap_settings(request={"name": resource}).access_settings.oauth_settings
@@ -90,11 +102,13 @@ def sync_settings(client: Any, resource: str, programmatic_clients: tuple[str, .
     paths: list[str] = []
     changes: list[str] = []
     wanted = list(dict.fromkeys(programmatic_clients))
-    if sorted(current.programmatic_clients) != sorted(wanted):
+    differ = settings_changes(list(current.programmatic_clients), current.client_id or "", programmatic_clients,
+                              oauth_client_id)
+    if "programmatic_clients" in differ:
         oauth["programmatic_clients"] = wanted
         paths.append(f"{_OAUTH}.programmatic_clients")
         changes.append("IAP programmatic clients: " + (", ".join(wanted) or "none"))
-    if oauth_client_id and (current.client_id or "") != oauth_client_id:
+    if "client_id" in differ:
         if not client_secret:
             raise ConfigError(
                 f"IAP must use the custom OAuth client {oauth_client_id}, and its secret is not set.",

@@ -23,13 +23,36 @@ def _read(subscriber: Any, path: str) -> Any:
                            hint="Create the pipeline's resources first: `ltmctl provision`.") from None
 
 
+def push_changes(sub: Any, endpoint: str, invoker: str) -> dict[str, tuple[Any, Any]]:
+    """What pointing the subscription at `endpoint` changes: {field: (actual, desired)}."""
+    push = sub.push_config
+    token = push.oidc_token
+    wanted = {"push_endpoint": (push.push_endpoint, endpoint),
+              "oidc_token.service_account_email": (token.service_account_email, invoker),
+              "oidc_token.audience": (token.audience, endpoint),
+              "bigquery_config.table": (sub.bigquery_config.table, "")}
+    return {name: (have or None, want or None) for name, (have, want) in wanted.items() if have != want}
+
+
+def bigquery_changes(sub: Any, table: str) -> dict[str, tuple[Any, Any]]:
+    """What making the subscription a BigQuery subscription into `table` changes: {field: (actual, desired)}."""
+    current = sub.bigquery_config
+    out = {f"bigquery_config.{k}": (getattr(current, k), v) for k, v in bigquery_config(table).items()
+           if getattr(current, k) != v}
+    if sub.push_config.push_endpoint:
+        out["push_endpoint"] = (sub.push_config.push_endpoint, None)
+    return out
+
+
+def read(subscriber: Any, path: str) -> Any:
+    """The subscription as it is (provision's to create: a missing one is an error with that hint)."""
+    return _read(subscriber, path)
+
+
 def ensure_push(subscriber: Any, path: str, endpoint: str, invoker: str) -> bool:
     """Push to `endpoint` with an OIDC token of `invoker` whose audience is the endpoint; True if changed."""
     sub = _read(subscriber, path)
-    push = sub.push_config
-    token = push.oidc_token
-    if (push.push_endpoint == endpoint and token.service_account_email == invoker and token.audience == endpoint
-            and not sub.bigquery_config.table):
+    if not push_changes(sub, endpoint, invoker):
         return False
     paths = ["push_config"] + (["bigquery_config"] if sub.bigquery_config.table else [])
     subscriber.update_subscription(request={
@@ -56,10 +79,9 @@ def bigquery_config(table: str) -> dict[str, Any]:
 def ensure_bigquery(subscriber: Any, path: str, table: str) -> bool:
     """Deliver into `table` (PROJECT.DATASET.TABLE) through a BigQuery subscription; True if changed."""
     sub = _read(subscriber, path)
-    current = sub.bigquery_config
-    wanted = bigquery_config(table)
-    if (all(getattr(current, k) == v for k, v in wanted.items()) and not sub.push_config.push_endpoint):
+    if not bigquery_changes(sub, table):
         return False
+    wanted = bigquery_config(table)
     paths = ["bigquery_config"] + (["push_config"] if sub.push_config.push_endpoint else [])
     subscriber.update_subscription(request={
         "subscription": {"name": path, "bigquery_config": wanted, "push_config": {}},

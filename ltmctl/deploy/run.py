@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ltmctl.deploy.target import SOURCE_LABEL, SPEC_LABEL
@@ -28,6 +28,8 @@ class Deployed:
     revision: str = ""  # the latest ready revision
     serving: str = ""  # the revision serving 100% of requests; "" when traffic is split
     pinned: bool = False  # traffic names a revision (as a rollback leaves it) instead of following the latest
+    # The service as Cloud Run describes it, flattened (`template.scaling.max_instance_count`: 7), enum names.
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def serving(service: Any) -> tuple[str, bool]:
@@ -57,9 +59,66 @@ def read(run: Any, name: str) -> Deployed:
     ready = (bool(service.latest_ready_revision)
              and service.latest_ready_revision == service.latest_created_revision
              and getattr(condition.state, "name", str(condition.state)) == "CONDITION_SUCCEEDED")
+    described = type(service).to_dict(service, use_integers_for_enums=False, preserving_proto_field_name=True)
     return Deployed(True, labels.get(SOURCE_LABEL, ""), labels.get(SPEC_LABEL, ""),
                     containers[0].image if containers else "", ready, service.uri,
-                    service.latest_ready_revision.rsplit("/", 1)[-1], *serving(service))
+                    service.latest_ready_revision.rsplit("/", 1)[-1], *serving(service), flatten(described))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A service as {dotted path: value}: `template.containers[0].resources.limits.memory`, and environment
+    variables by name (`template.containers[0].env.LTM_TABLE`), whose order means nothing. proto-plus's `type_`
+    is the field `type`."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key[:-1] if key.endswith("_") else key
+            out.update(flatten(item, f"{prefix}.{name}" if prefix else name))
+        return out
+    if isinstance(value, list) and prefix.endswith(".env"):
+        return {f"{prefix}.{e['name']}": e.get("value", "") for e in value if isinstance(e, dict)}
+    if isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+# Paths deploy writes that are not settings: the image follows the source (compared on its own) and the labels
+# record hashes of what the fields already say.
+_NOT_SETTINGS = ("template.containers[0].image", "labels.", "template.labels.")
+
+
+def differences(deployed: Deployed, body: dict[str, Any], image: str) -> dict[str, tuple[Any, Any]]:
+    """What an update of this service would change, field by field: (actual, desired). Empty means deploy leaves
+    it alone. Besides the settings deploy writes (a value changed out of band shows here as in a config change):
+    the source it was built from, the image, a latest revision that is not ready, traffic pinned by a rollback.
+    An environment variable deploy does not set is one an update removes."""
+    if not deployed.exists:
+        return {}
+    wanted = flatten(body)
+    have = deployed.fields
+    diffs: dict[str, tuple[Any, Any]] = {}
+    source = body["labels"][SOURCE_LABEL]
+    if deployed.source_hash != source:
+        diffs["source"] = (deployed.source_hash[:12] or None, source[:12])
+    if image and image != deployed.image:
+        diffs["image"] = (deployed.image or None, image)
+    for path, value in wanted.items():
+        if path.startswith(_NOT_SETTINGS):
+            continue
+        if have.get(path) != value and not (value in ("", 0, False, None) and have.get(path) in ("", 0, False, None)):
+            diffs[path] = (have.get(path), value)
+    env = [path.rsplit(".", 1)[0] + "." for path in wanted if ".env." in path]
+    for path, value in have.items():
+        if any(path.startswith(prefix) for prefix in env) and path not in wanted:
+            diffs[path] = (value, None)
+    if deployed.spec_hash != body["labels"][SPEC_LABEL] and not (diffs.keys() - {"source", "image"}):
+        diffs["settings"] = (deployed.spec_hash[:12] or None, body["labels"][SPEC_LABEL][:12])
+    if not deployed.ready:
+        diffs["ready"] = (False, True)
+    return diffs
 
 
 def start(run: Any, parent: str, service_id: str, body: dict[str, Any], exists: bool) -> Any:

@@ -135,6 +135,23 @@ def test_dry_run_needs_no_credentials_and_prints_the_planned_requests(tmp_path):
     assert f"/projects/{NUMBER}/iap_web/cloud_run-us-central1/services/ltm-api:setIamPolicy".lstrip("/") in \
         " ".join(r["path"] for r in requests)
     assert "nothing was sent" in done.stderr
+    # Enum names, as Google reads them, where the REST clients send numbers.
+    assert creates["ltm-api"]["launchStage"] == "BETA"
+    builds = [r["body"] for r in requests if r["method"] == "POST" and r["path"].endswith("/builds")]
+    assert builds and all(b["options"]["logging"] == "GCS_ONLY" for b in builds)
+
+    # In words, without --output json: the plan of a first deploy, and the requests only with --verbose.
+    words = subprocess.run([str(script), "deploy", "--dry-run", "--env", "dev"], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert words.returncode == 0, words.stderr
+    lines = words.stdout.splitlines()
+    assert {"+ create    run.service ltm-api", "+ create    run.service ltm-ingest",
+            "~ update    pubsub.subscription ltm-events-ingest"} <= set(lines)
+    assert "POST" not in words.stdout
+    verbose = subprocess.run([str(script), "deploy", "--dry-run", "-v", "--env", "dev"], cwd=project, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert verbose.returncode == 0 and "+ create    run.service ltm-api" in verbose.stdout
+    assert '"launchStage": "BETA"' in verbose.stdout and '"launchStage": 3' not in verbose.stdout
 
 
 @pytest.mark.parametrize(("which", "values", "expected"), [

@@ -63,11 +63,14 @@ def test_a_bad_enum_is_refused_by_name_and_by_number(run_fake):
         answer = _post(run_fake, RUN, {"launchStage": bad}, serviceId="api")
         assert answer.status_code == 400, bad
         assert "launch_stage" in _error(answer)["message"]
-    # A valid one by number (as the generated REST clients send them) is accepted, and stored by name.
-    assert _post(run_fake, RUN, {"launchStage": 6, "template": {"containers": [{"image": "x"}]}},
-                 serviceId="api").status_code == 200
-    stored = run_fake.api(CloudRunApi).services[f"projects/{PROJECT}/locations/us-central1/services/api"]
-    assert stored["launchStage"] == "GA"
+    # A valid one by number (as the generated REST clients send them) is accepted, and stored by name: the proto's
+    # number, not the name's place in the discovery document's list (BETA is 3 on the wire and sixth in the list).
+    for number, name in ((4, "GA"), (3, "BETA"), (6, "UNIMPLEMENTED")):
+        service = f"api-{number}"
+        assert _post(run_fake, RUN, {"launchStage": number, "template": {"containers": [{"image": "x"}]}},
+                     serviceId=service).status_code == 200
+        stored = run_fake.api(CloudRunApi).services[f"projects/{PROJECT}/locations/us-central1/services/{service}"]
+        assert stored["launchStage"] == name
 
 
 def test_a_body_on_a_method_that_takes_none_is_refused(run_fake):

@@ -49,6 +49,24 @@ def test_init_without_a_terminal_needs_the_flags(fake, ltmctl, config_path):
     assert fake.requests == []
 
 
+def test_init_without_a_terminal_names_both_missing_flags_in_one_sentence(fake, ltmctl):
+    result = ltmctl("init", env=None)
+    assert result.exit_code == 2
+    assert "--project and --region are required" in " ".join(result.output.split())
+
+
+def test_init_takes_the_global_env_before_or_after_the_command(fake, ltmctl, config_path):
+    # One --env, the global one: before the command (as every command takes it) or after it (as init's own did).
+    before = ltmctl("init", "--project", PROJECT, "--region", "europe-west1", env="qa-1")
+    after = ltmctl("init", "--project", PROJECT, "--region", "us-east1", "-e", "qa-2", env=None)
+    assert before.exit_code == 0 and after.exit_code == 0, before.output + after.output
+    assert config.load(config_path, "qa-1").env.region == "europe-west1"
+    assert config.load(config_path, "qa-2").env.region == "us-east1"
+    clash = ltmctl("init", "--project", PROJECT, "--region", "us-east1", "--env", "qa-3", env="qa-4")
+    assert clash.exit_code == 2 and "given twice" in clash.output
+    assert "qa-3" not in config_path.read_text() and "qa-4" not in config_path.read_text()
+
+
 def test_init_for_a_project_the_credentials_cannot_read(fake, ltmctl, config_path):
     before = config_path.read_text()
     result = ltmctl("init", "--project", "someone-elses", "--region", "us-central1", env=None)

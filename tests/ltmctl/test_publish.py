@@ -224,3 +224,12 @@ def test_several_processes_report_every_failure_by_position(stack, tmp_path):
     assert all("NotFound" in reason for _, reason in summary.failed)
     assert seen[-1] == 40
     assert summary.first_message_id is None and summary.last_message_id is None
+
+
+def test_without_a_stack_publish_says_so_before_drawing_a_progress_bar(tmp_path, monkeypatch):
+    monkeypatch.delenv("LTM_ENV", raising=False)
+    config_path = make_project(tmp_path, TEST_CONFIG)
+    result = runner.invoke(app, ["--config", str(config_path), "publish", "--count", "5"])
+    assert result.exit_code != 0
+    assert result.exit_code == 4 and "No local stack" in result.stderr
+    assert "Publishing" not in result.stderr and "0/5" not in result.stderr

@@ -244,7 +244,7 @@ def _check_query_value(name: str, spec: dict[str, Any], value: str) -> None:
     enum = spec.get("enum")
     bad = False
     if enum is not None:
-        bad = value not in enum and not (value.isdigit() and int(value) < len(enum))
+        bad = value not in enum and not (value.isdigit() and _enum_name(enum, int(value)))
     elif kind == "integer" or spec.get("format") in ("int64", "uint64", "int32", "uint32"):
         bad = re.fullmatch(r"-?\d+", value) is None
     elif kind == "boolean":
@@ -303,7 +303,7 @@ def check_value(doc: Doc, schema: dict[str, Any], value: Any, at: str, *, respon
     if "enum" in schema:
         names = schema["enum"]
         ok = (isinstance(value, str) and value in names) or (
-            not response and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names))
+            not response and isinstance(value, int) and not isinstance(value, bool) and _enum_name(names, value))
         if not ok:
             raise Violation(f"Invalid value at '{at}' ({_type_name(schema)}), {json.dumps(value)}", at)
         return
@@ -333,6 +333,12 @@ def check_value(doc: Doc, schema: dict[str, Any], value: Any, at: str, *, respon
         return
     if kind == "boolean" and not isinstance(value, bool):
         raise _type_error(at, schema, value)
+
+
+def _enum_name(names: list[str], number: int) -> str | None:
+    from ltmctl.gcp.fake.enums import name_of
+
+    return name_of(names, number)
 
 
 def _type_error(at: str, schema: dict[str, Any], value: Any) -> Violation:
@@ -383,5 +389,7 @@ def canonical(doc: Doc, schema: dict[str, Any], value: Any) -> Any:
     if kind == "array" and isinstance(value, list):
         return [canonical(doc, schema.get("items", {}), item) for item in value]
     if "enum" in schema and isinstance(value, int) and not isinstance(value, bool):
-        return schema["enum"][value]
+        from ltmctl.gcp.fake.enums import name_of
+
+        return name_of(schema["enum"], value)
     return value
