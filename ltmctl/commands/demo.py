@@ -12,6 +12,7 @@ import typer
 def demo(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
+    count: Annotated[int, typer.Option(help="Valid synthetic events to publish.", min=1, max=1_000_000)] = 10_000,
 ) -> None:
     """Start the local stack, publish events, read them back through the API, show dead letters and metrics.
 
@@ -26,7 +27,8 @@ def demo(
         raise UsageError("The demo runs on the local stack only.", hint="Use --env local.")
     started = time.monotonic()
     with ui.progress("  rows stored", total=None, unit="rows/s") as advance:
-        run = core.Context(resolved, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done))
+        run = core.Context(resolved, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done),
+                           count=count)
         for title, step in core.steps(run, keep):
             ui.err.print(f"[bold]•[/bold] {title}…")
             try:
