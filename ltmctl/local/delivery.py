@@ -137,6 +137,9 @@ class Delivery:
                 self.stopping.wait(0.5)
                 continue
             received = response._pb.received_messages  # the protobuf itself: proto-plus wrapping costs per field
+            if self.stopping.is_set():  # came back after stop() handed back the rest: hand these back too
+                self.release([r.ack_id for r in received])
+                return
             with self._lock:
                 self.figures.more = len(received) > 0
                 self.figures.pulled += len(received)
