@@ -27,12 +27,15 @@ STORED = None  # the outcome of a stored row; otherwise BigQuery's reason for re
 
 
 class _Call:
-    __slots__ = ("row", "future", "lead")
+    __slots__ = ("row", "future", "lead", "wake")
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
         self.future: Future[str | None] = Future()
         self.lead = False
+        # Set when the caller has something to do: lead the next request, or return its row's outcome. One event
+        # per caller: with 80 deliveries waiting, waking them all on every change cost more than the inserts.
+        self.wake = threading.Event()
 
 
 class GroupCommitter:
@@ -57,9 +60,9 @@ class GroupCommitter:
             if not self._leader_active:
                 self._leader_active = call.lead = True
             else:
-                self._cond.notify_all()  # a lingering leader counts the rows that have come
-            while not call.lead and not call.future.done():
-                self._cond.wait()
+                self._cond.notify()  # only a lingering leader waits on the condition: it counts the rows come
+        if not call.lead:
+            call.wake.wait()
         if call.lead:
             self._lead()
         return call.future.result(timeout=timeout_s)
@@ -83,9 +86,11 @@ class GroupCommitter:
                 self._last_end = time.monotonic()
                 if self._pending:
                     self._pending[0].lead = True  # the oldest waiting caller leads the next request
+                    self._pending[0].wake.set()
                 else:
                     self._leader_active = False
-                self._cond.notify_all()
+            for call in batch:
+                call.wake.set()  # each learns its own outcome (set on its future by now)
 
     def _commit(self, batch: list[_Call]) -> None:
         # Requests a batch may spend isolating rows the backend chokes on: enough to bisect down to one bad row

@@ -6,6 +6,8 @@ hands them to the Ingestor, which takes everything it uses as arguments.
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import cache
 from typing import Any
 
@@ -55,11 +57,32 @@ def build(settings: Settings, *, credentials: Any = None, api_endpoint: str | No
 
 metrics.serve_in_workers()
 
+_building = threading.Lock()
+
 
 @cache
-def _ingestor() -> Ingestor:
+def _built() -> Ingestor:
     metrics.serve()  # a process that was never forked (flask's debug server) serves from here
     return build(Settings.from_env())
+
+
+def _ingestor() -> Ingestor:
+    # Once per process: the first deliveries come together (80 at once), and each building its own clients and
+    # compiling the contract cost seconds of one core before the first row was stored.
+    with _building:
+        return _built()
+
+
+def _warm() -> None:
+    try:
+        _ingestor()
+    except Exception as exc:  # noqa: BLE001 - the first delivery builds it again and reports the error
+        log("ERROR", "building the ingest clients failed", error=str(exc))
+
+
+# In the worker gunicorn forks (never before: gRPC channels do not survive a fork), build the clients while the
+# server starts, not on the first deliveries' time.
+os.register_at_fork(after_in_child=lambda: threading.Thread(target=_warm, name="ingest-warm", daemon=True).start())
 
 
 @functions_framework.cloud_event

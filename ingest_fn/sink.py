@@ -33,6 +33,10 @@ class BigQuerySink:
                 self.table_id,
                 rows,
                 row_ids=[row["event_id"] for row in rows],
+                # Store the valid rows of a request even if one is invalid: without it, BigQuery refuses the whole
+                # request (the rest "stopped", to be retried after a redelivery's backoff) and the local emulator
+                # answers it with a bare 500; with it, both store the rest and name the invalid row.
+                skip_invalid_rows=True,
                 retry=DEFAULT_RETRY.with_deadline(self.timeout_s),
                 timeout=self.timeout_s,
             )

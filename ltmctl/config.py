@@ -68,6 +68,7 @@ class Ports(_Strict):
     ingest: Port = 8081
     api: Port = 8000
     ingest_metrics: Port = 9464  # the ingest function's Prometheus endpoint (Prometheus' customary port)
+    delivery: Port = 8082  # the local push delivery's status (GET /)
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:

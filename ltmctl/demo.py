@@ -13,7 +13,7 @@ from typing import Any
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError
 
-VALID_EVENTS = 1000
+VALID_EVENTS = 10_000  # the local delivery stores them in seconds, as Pub/Sub's push would on Google Cloud
 # One of each kind of bad event the ingest function recognises.
 INVALID_EVENTS: list[tuple[str, bytes]] = [
     ("not_json", b"{this is not json"),
@@ -30,6 +30,7 @@ class Context:
     env: Any  # ltmctl.environments.Environment of a local environment
     run_id: str
     on_progress: Callable[[int, int], None]  # (done, total) while waiting
+    count: int = VALID_EVENTS
     started_stack: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     clients: Any = None
@@ -41,7 +42,7 @@ class Context:
 
 def steps(ctx: Context, keep: bool) -> Iterator[tuple[str, Callable[[], str]]]:
     yield "Local stack", lambda: _stack(ctx)
-    yield f"Publish {VALID_EVENTS:,} synthetic events and {len(INVALID_EVENTS)} invalid ones", lambda: _publish(ctx)
+    yield f"Publish {ctx.count:,} synthetic events and {len(INVALID_EVENTS)} invalid ones", lambda: _publish(ctx)
     yield "Wait until every valid event is queryable", lambda: _wait_rows(ctx)
     yield "Call the API with an IAP assertion, and once without", lambda: _call_api(ctx)
     yield "Dead letters, each with its reason", lambda: _dead_letters(ctx)
@@ -62,7 +63,7 @@ def _publish(ctx: Context) -> str:
     from ingest_fn.contract import EventValidator
     from ltmctl import publishing, synthetic
 
-    ctx.events = list(synthetic.events(VALID_EVENTS, seed=random.SystemRandom().randrange(2**32)))
+    ctx.events = list(synthetic.events(ctx.count, seed=random.SystemRandom().randrange(2**32)))
     items = publishing.from_synthetic(ctx.events, EventValidator())
     attributes = {"demo_run": ctx.run_id}
     good = publishing.publish_to_env(ctx.env, items, attributes=attributes)

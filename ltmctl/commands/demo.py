@@ -12,6 +12,7 @@ import typer
 def demo(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
+    count: Annotated[int, typer.Option(help="Valid synthetic events to publish.", min=1, max=1_000_000)] = 10_000,
 ) -> None:
     """Start the local stack, publish events, read them back through the API, show dead letters and metrics.
 
@@ -25,7 +26,8 @@ def demo(
     env.require("local", "demo")
     started = time.monotonic()
     with ui.progress("  rows stored", total=None, unit="rows/s") as advance:
-        run = core.Context(env, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done))
+        run = core.Context(env, uuid.uuid4().hex[:12], on_progress=lambda done, total: advance(done),
+                           count=count)
         for title, step in core.steps(run, keep):
             ui.err.print(f"[bold]•[/bold] {title}…")
             try:

@@ -81,7 +81,8 @@ def status(
     ctx: typer.Context,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
 ) -> None:
-    """Show each piece of the local stack: pid, port, healthy or not. Exit 4 if any piece is unhealthy.
+    """Show each piece of the local stack: pid, port, healthy or not; the delivery's requests in flight and the
+    ingest subscription's backlog. Exit 4 if any piece is unhealthy.
 
     Example: ltmctl local status --output json
     """
@@ -95,11 +96,12 @@ def status(
     else:
         from rich.table import Table
 
-        table = Table("piece", "pid", "port", "healthy", "url", "log")
+        table = Table("piece", "pid", "port", "healthy", "activity", "url", "log")
         for row in rows:
             mark = "[green]healthy[/green]" if row["healthy"] else (
                 "[yellow]unhealthy[/yellow]" if row["running"] else "[red]stopped[/red]")
-            table.add_row(row["piece"], str(row["pid"]), str(row["port"]), mark, row["url"], row["log"])
+            table.add_row(row["piece"], str(row["pid"]), str(row["port"]), mark, stack.activity(row), row["url"],
+                          row["log"])
         ui.out.print(table)
     problem = stack.status_problem(resolved, rows)
     if problem is not None:

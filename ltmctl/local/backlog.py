@@ -22,6 +22,13 @@ BUDGET_S = 60.0
 def count_waiting(subscriber: Any, path: str, *, cap: int = COUNT_CAP, budget_s: float = BUDGET_S
                   ) -> tuple[int, bool]:
     """(messages the subscription holds that nobody else has leased, whether counting stopped at a bound)."""
+    seen, bounded = waiting_ids(subscriber, path, cap=cap, budget_s=budget_s)
+    return len(seen), bounded
+
+
+def waiting_ids(subscriber: Any, path: str, *, cap: int = COUNT_CAP, budget_s: float = BUDGET_S
+                ) -> tuple[set[str], bool]:
+    """(the message ids of what count_waiting counts, whether counting stopped at a bound)."""
     from google.api_core import exceptions
 
     seen: set[str] = set()
@@ -39,7 +46,7 @@ def count_waiting(subscriber: Any, path: str, *, cap: int = COUNT_CAP, budget_s:
             except exceptions.DeadlineExceeded:
                 break  # nothing arrived while waiting: empty
             except exceptions.NotFound:
-                return 0, False  # no such subscription (infra not applied): it holds nothing
+                return set(), False  # no such subscription (infra not applied): it holds nothing
             except exceptions.GoogleAPICallError as exc:
                 raise BackendError(f"Cannot count the messages in {path}: {exc.message}",
                                    hint="Check the Pub/Sub emulator with `ltmctl local status`.") from None
@@ -50,7 +57,7 @@ def count_waiting(subscriber: Any, path: str, *, cap: int = COUNT_CAP, budget_s:
                 seen.add(received.message.message_id)
     finally:
         release(subscriber, path, held)
-    return len(seen), bounded
+    return seen, bounded
 
 
 def release(subscriber: Any, path: str, ack_ids: list[str]) -> None:

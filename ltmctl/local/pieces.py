@@ -67,8 +67,18 @@ def local_audience(project: str) -> str:
     return f"/projects/{project}/locations/local/services/ltm-api"
 
 
+@dataclass(frozen=True)
+class DeliverySettings:
+    """What the delivery process needs to know of the ingest subscription and the function it pushes to."""
+
+    subscription: str  # projects/P/subscriptions/S
+    concurrency: int  # requests in flight: the concurrency the gcp environment deploys the function with
+    ack_deadline_s: int
+    max_backoff_s: int
+
+
 def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: dict[str, str],
-           jwks_file: Path) -> list[Piece]:
+           jwks_file: Path, delivery: DeliverySettings) -> list[Piece]:
     """pipeline_env: LTM_* settings for the services (dataset, table, topics)."""
     for module in ("bqemulator", "functions_framework", "duckdb_extensions", "uvicorn", "fastapi", "jwt"):
         _require(module)
@@ -102,7 +112,10 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
             [py, "-m", "functions_framework", "--target", "ingest", "--signature-type", "cloudevent",
              "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
             "/",
-            {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"])},
+            # functions-framework serves with gunicorn's threads, 4 per core unless THREADS says otherwise: as many as
+            # the delivery process sends at once, so they are all in the function together and group commit joins
+            # them (the default 8 here would queue the rest in gunicorn).
+            {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"]), "THREADS": str(delivery.concurrency)},
         ),
         Piece(
             "api", ports["api"],
@@ -111,5 +124,15 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
             "/healthz",
             # The app writes its own structured request log; uvicorn's access log would repeat it.
             {**service_env, "LTM_IAP_AUDIENCE": local_audience(project), "LTM_IAP_JWKS_FILE": str(jwks_file)},
+        ),
+        # Last, so `down` stops it first: nothing is delivered to a function that is being stopped.
+        Piece(
+            "delivery", ports["delivery"],
+            [py, "-m", "ltmctl.local.delivery", "--subscription", delivery.subscription,
+             "--endpoint", f"http://127.0.0.1:{ports['ingest']}/", "--concurrency", str(delivery.concurrency),
+             "--ack-deadline", str(delivery.ack_deadline_s), "--max-backoff", str(delivery.max_backoff_s),
+             "--port", str(ports["delivery"])],
+            "/",
+            {"PUBSUB_EMULATOR_HOST": service_env["PUBSUB_EMULATOR_HOST"]},
         ),
     ]

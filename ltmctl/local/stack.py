@@ -14,10 +14,10 @@ from typing import Any
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
 from ltmctl.local import processes
-from ltmctl.local.pieces import Piece, pieces
+from ltmctl.local.pieces import DeliverySettings, Piece, pieces
 from ltmctl.local.processes import Proc
 
-PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics")
+PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics", "delivery")
 HEALTH_TIMEOUT_S = 90.0
 
 Report = Callable[[str, str], None]  # (piece, what happened)
@@ -200,6 +200,9 @@ IDENTITY: dict[str, tuple[str, Callable[[int, bytes], bool]]] = {
     # The API's OpenAPI document names it.
     "api": ("/openapi.json", lambda status, body: status == 200 and isinstance(_json(body), dict)
             and _json(body).get("info", {}).get("title") == "LTM events API"),
+    # The delivery process's figures name it.
+    "delivery": ("/", lambda status, body: status == 200 and isinstance(_json(body), dict)
+                 and _json(body).get("service") == "ltm-delivery"),
 }
 
 
@@ -247,11 +250,28 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
     state = read_state(resolved)
     if state is None:
         raise StackNotRunning(str(resolved.root))
-    return [
+    rows = [
         {"piece": p.name, "pid": p.pid, "port": p.port, "running": processes.alive(p.proc),
          "healthy": healthy(p), "url": p.url, "log": p.log}
         for p in state.pieces.values()
     ]
+    figures = delivery_figures(state)
+    for row in rows:
+        if row["piece"] == "delivery" and figures is not None:
+            # backlog: pulled and not yet sent, plus nacked and due back; "more" when the emulator may hold more
+            row.update(in_flight=figures["in_flight"], backlog=figures["waiting"] + figures["retrying"],
+                       backlog_more=bool(figures["more"]), retrying=figures["retrying"],
+                       concurrency=figures["concurrency"], acked=figures["acked"], nacked=figures["nacked"])
+    return rows
+
+
+def activity(row: dict[str, Any]) -> str:
+    """One line of what a piece is doing, for `local status`'s table (the delivery process only, so far)."""
+    if "in_flight" not in row:
+        return ""
+    backlog = f"{'≥ ' if row['backlog_more'] else ''}{row['backlog']:,}"
+    retrying = f" ({row['retrying']:,} retrying)" if row["retrying"] else ""
+    return f"{row['in_flight']}/{row['concurrency']} in flight, backlog {backlog}{retrying}"
 
 
 def status_problem(resolved: Resolved, rows: list[dict[str, Any]]) -> BackendError | None:
@@ -347,7 +367,8 @@ def down(resolved: Resolved, report: Report | None = None, *, force: bool = Fals
 
 
 def _down_hint(state: StackState, drain_s: float) -> str:
-    stuck = [p.name for p in state.pieces.values() if p.name in ("ingest", "bigquery") and not healthy(p)]
+    stuck = [name for name in ("delivery", "ingest", "bigquery")
+             if name not in state.pieces or not healthy(state.pieces[name])]
     if stuck:
         return (f"{' and '.join(stuck)} is down, so nothing can store them: run `ltmctl local up` (it restarts "
                 "only what died and keeps the emulator's messages), then `ltmctl local down` again. "
@@ -357,69 +378,80 @@ def _down_hint(state: StackState, drain_s: float) -> str:
 
 
 def _count(resolved: Resolved, state: StackState, subscription: str) -> tuple[int, bool]:
+    seen, bounded = _waiting_ids(resolved, state, subscription)
+    return len(seen), bounded
+
+
+def _waiting_ids(resolved: Resolved, state: StackState, subscription: str) -> tuple[set[str], bool]:
     from ltmctl import clients
     from ltmctl.local import backlog
 
     c = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
     try:
-        return backlog.count_waiting(c.subscriber, c.subscriber.subscription_path(state.project, subscription))
+        return backlog.waiting_ids(c.subscriber, c.subscriber.subscription_path(state.project, subscription))
     finally:
         c.close()
 
 
-def _ingest_processed(state: StackState) -> float | None:
-    """Messages the ingest function has finished with (stored or dead-lettered), from its metrics."""
-    from ltmctl.metrics import scrape
+def delivery_figures(state: StackState, path: str = "/") -> dict[str, Any] | None:
+    """What the running delivery process says of itself (ltmctl/local/delivery.py), or None."""
+    piece = state.pieces.get("delivery")
+    if piece is None or not processes.alive(piece.proc):
+        return None
+    answer = _http_get(piece.url + path, timeout=2.0)
+    body = _json(answer[1]) if answer is not None and answer[0] == 200 else None
+    return body if isinstance(body, dict) and body.get("service") == "ltm-delivery" else None
 
-    if not state.ingest_metrics_url:
+
+def _held(state: StackState) -> tuple[int, bool] | None:
+    """(messages the delivery process holds: waiting to be sent, in flight, or nacked and due back; whether the
+    emulator may hold more than that), or None when there is no delivery process to ask."""
+    figures = delivery_figures(state)
+    if figures is None:
         return None
-    answer = _http_get(state.ingest_metrics_url, timeout=2.0)
-    if answer is None or answer[0] != 200:
-        return None
-    figures = scrape.reduce_ingest(answer[1].decode("utf-8", "replace"))
-    return figures.stored + figures.dead_lettered
+    return figures["waiting"] + figures["in_flight"] + figures["retrying"], bool(figures["more"])
 
 
 def _drain(resolved: Resolved, state: StackState, drain_s: float, report: Report) -> tuple[int, bool]:
     """Wait until the ingest subscription holds nothing, for at most drain_s; returns what is left.
 
-    Counting pulls the messages (and releases them at once), which costs each a delivery attempt towards the
-    dead-letter policy, so it is done only when the ingest's own counters say the last count should be gone."""
+    The delivery process says what it holds, and whether the emulator may hold more. Counting what the emulator
+    holds means pulling (each pull is a delivery attempt towards the dead-letter policy), so it is done only when
+    the delivery process holds nothing, or cannot be asked, or nothing can store the messages, or time is up."""
     subscription = resolved.pipeline.subscription
-    waiting, more = _count(resolved, state, subscription)
-    if waiting == 0:
-        return 0, False
     deadline = time.monotonic() + drain_s
-    ingest, bigquery = state.pieces.get("ingest"), state.pieces.get("bigquery")
-    base = _ingest_processed(state)
-    last_count = reported = time.monotonic()
-    if drain_s > 0:
-        report("drain", f"{waiting:,} message(s) not yet stored; waiting up to {drain_s:.0f}s for the ingest function")
-    while waiting and time.monotonic() < deadline:
+    needed = [state.pieces.get(name) for name in ("delivery", "ingest", "bigquery")]
+    announced, reported = False, time.monotonic()
+    while True:
+        held = _held(state)
         # Running is enough here: a busy ingest may be slow to answer a health check, and is still storing.
-        if not (ingest and bigquery and processes.alive(ingest.proc) and processes.alive(bigquery.proc)):
-            break  # nothing can store them
-        time.sleep(1.0)
-        done = _ingest_processed(state)
-        since = None if done is None or base is None else int(done - base)
-        if time.monotonic() - reported >= 5:  # progress, not a line a second
+        storing = held is not None and all(p is not None and processes.alive(p.proc) for p in needed)
+        if not storing or held == (0, False) or time.monotonic() >= deadline:
+            seen, more = _waiting_ids(resolved, state, subscription)
+            after = delivery_figures(state, "/retrying")  # and what it pulled while the count held the rest
+            if after is not None:
+                # A nacked message is in the emulator again once its backoff is over: count it once.
+                seen |= set(after["retrying_ids"])
+                more = more or bool(after["more"])
+            left = len(seen) + (after["waiting"] + after["in_flight"] if after else 0)
+            if left == 0 and not more:
+                if announced:
+                    report("drain", "every waiting message is stored")
+                return 0, False
+            if not storing or time.monotonic() >= deadline:
+                if announced or drain_s > 0:
+                    report("drain", f"{'at least ' if more else ''}{left:,} message(s) still waiting")
+                return left, more
+        else:
+            left, more = held
+        if not announced:
+            announced = True
+            report("drain", f"{'at least ' if more else ''}{left:,} message(s) not yet stored; waiting up to "
+                            f"{drain_s:.0f}s for them to be delivered")
+        elif time.monotonic() - reported >= 5:  # progress, not a line a second
             reported = time.monotonic()
-            report("drain", f"{waiting:,} message(s) waiting when last counted; "
-                            + (f"{since:,} stored since" if since is not None else "the ingest function is storing"))
-        expected_gone = since is not None and since >= waiting
-        blind = since is None and time.monotonic() - last_count > 20  # no counters to go by
-        if expected_gone or blind or time.monotonic() >= deadline:
-            waiting, more = _count(resolved, state, subscription)
-            base, last_count = _ingest_processed(state), time.monotonic()
-            if waiting == 0:
-                # Messages being pushed when counted are leased to the push and not seen: look once more.
-                time.sleep(1.0)
-                waiting, more = _count(resolved, state, subscription)
-    if waiting:
-        report("drain", f"{waiting:,} message(s) still waiting")
-    else:
-        report("drain", "every waiting message is stored")
-    return waiting, more
+            report("drain", f"{'at least ' if more else ''}{left:,} message(s) not yet stored")
+        time.sleep(0.5)
 
 
 def _require_push_mode(resolved: Resolved) -> None:
@@ -582,7 +614,11 @@ def _wanted(resolved: Resolved, ports: dict[str, int]) -> list[Piece]:
     from ltmctl import pipeline
 
     _, jwks_file = iap_keys(resolved)
-    return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file)
+    p = resolved.pipeline
+    delivery = DeliverySettings(f"projects/{resolved.env.project}/subscriptions/{p.subscription}",
+                                resolved.env.ingest.concurrency, p.ack_deadline_s, p.retry.maximum_backoff_s)
+    return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file,
+                  delivery)
 
 
 def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> PieceState:
@@ -655,7 +691,9 @@ def _apply_infra(resolved: Resolved, state: StackState, report: Report) -> None:
 
     c = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
     try:
-        resources = desired(pipeline.spec(resolved, push_endpoint=state.ingest_url))
+        # A pull subscription: the stack's delivery process pushes its messages, as Pub/Sub's push does on Google
+        # Cloud (the emulator's own push delivers two at a time); see ltmctl/local/delivery.py.
+        resources = desired(pipeline.spec(resolved, push_endpoint=None))
         apply(resources, providers_for(c.publisher, c.subscriber, c.bigquery),
               on_change=lambda ch: report("infra", f"{ch.action} {ch.resource.key}"))
     except InfraError as exc:

@@ -23,8 +23,8 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
                             timeout=DEMO_TIMEOUT_S, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "1000 valid" in out and "5 invalid" in out
-    assert "1000 rows, none missing" in out
+    assert "10000 valid" in out and "5 invalid" in out
+    assert "10000 rows, none missing" in out
     assert "→ 200" in out and "without an assertion → 401" in out
     for error in ("not_json", "not_utf8", "schema", "too_large"):
         assert error in out

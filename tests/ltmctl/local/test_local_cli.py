@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ltmctl.cli import app
 from ltmctl.local import processes
 from ltmctl.local.stack import PORT_NAMES
+from tests.stack_support import clients_for
 
 runner = CliRunner()
 
@@ -31,14 +32,30 @@ def test_up_status_env_down(project_dir):
         assert result.exit_code == 0, result.output
         assert "Local stack is up" in result.output
         state = pieces_of(project_dir)
-        assert set(state) == {"pubsub", "bigquery", "ingest", "api"}
+        assert set(state) == {"pubsub", "bigquery", "ingest", "api", "delivery"}
         assert all(processes.alive(processes.Proc(p["pid"], p["start_ticks"])) for p in state.values())
+        # The function serves as many requests at once as the delivery sends (functions-framework's THREADS).
+        assert state["ingest"]["env"]["THREADS"] == "80" and "--concurrency" in state["delivery"]["argv"]
 
         status = ltm(project_dir, "status", "--output", "json")
         assert status.exit_code == 0, status.output
         rows = {r["piece"]: r for r in json.loads(status.stdout)}
         assert all(r["healthy"] for r in rows.values())
         assert rows["bigquery"]["pid"] == state["bigquery"]["pid"]
+        delivery = rows["delivery"]
+        assert (delivery["in_flight"], delivery["backlog"], delivery["concurrency"]) == (0, 0, 80)
+        table = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", "status"],
+                              env={"COLUMNS": "300"})
+        assert table.exit_code == 0 and "0/80 in flight, backlog 0" in table.stdout
+
+        # The emulator does not push: the ingest subscription is a pull subscription the delivery process reads.
+        c = clients_for(project_dir)
+        try:
+            subscription = c.subscriber.get_subscription(
+                request={"subscription": "projects/ltm-test/subscriptions/ltm-events-ingest"})
+        finally:
+            c.close()
+        assert subscription.push_config.push_endpoint == ""
 
         env = ltm(project_dir, "env")
         assert env.exit_code == 0
