@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ltmctl.demo import VALID_EVENTS
 from ltmctl.local.processes import free_ports
 from ltmctl.local.stack import PORT_NAMES
 from tests.conftest import TEST_CONFIG, make_project
@@ -23,8 +24,8 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
                             timeout=DEMO_TIMEOUT_S, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "10000 valid" in out and "5 invalid" in out
-    assert "10000 rows, none missing" in out
+    assert f"{VALID_EVENTS} valid" in out and "5 invalid" in out
+    assert f"{VALID_EVENTS} rows, none missing" in out
     assert "→ 200" in out and "without an assertion → 401" in out
     for error in ("not_json", "not_utf8", "schema", "too_large"):
         assert error in out
