@@ -46,3 +46,12 @@ class Ltmctl:
 @pytest.fixture
 def ltmctl(config_path: Path) -> Ltmctl:
     return Ltmctl(config_path)
+
+
+@pytest.fixture
+def provisioned(fake, ltmctl):
+    """The fake after `ltmctl provision --yes` (its requests forgotten): what the runtime identities act in."""
+    result = ltmctl("provision", "--yes")
+    assert result.exit_code == 0, result.output
+    fake.clear_requests()
+    return fake

@@ -26,14 +26,6 @@ TABLE = f"{PROJECT}.ltm.events"
 
 
 @pytest.fixture
-def provisioned(fake, ltmctl):
-    result = ltmctl("provision", "--yes")
-    assert result.exit_code == 0, result.output
-    fake.clear_requests()
-    return fake
-
-
-@pytest.fixture
 def make_app(provisioned, tmp_path) -> Iterator[Callable[..., tuple[Any, dict[str, str], Any]]]:
     """(the API app, a valid IAP header, its settings), on the fake, with settings overridden as asked."""
     from api_service.app import create_app

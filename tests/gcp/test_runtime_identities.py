@@ -25,14 +25,6 @@ MAIN_TOPIC = f"projects/{PROJECT}/topics/ltm-events"
 MAX_BYTES = 10_000_000_000  # the API's default cap (api_service.settings)
 
 
-@pytest.fixture
-def provisioned(fake, ltmctl):
-    result = ltmctl("provision", "--yes")
-    assert result.exit_code == 0, result.output
-    fake.clear_requests()
-    return fake
-
-
 def _get_data(fake, member):
     from api_service.queries import get_data
 
