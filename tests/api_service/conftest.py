@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -35,11 +36,14 @@ def make_api(stack: Any, settings: Settings, keys: Keys) -> Iterator[Callable[..
     """A fresh app (own cache, metrics, log) on the session's bqemulator; overrides change its settings."""
     clients: list[TestClient] = []
 
-    def make(key_source: Any = None, clock: Clock | None = None, own_client: bool = False, **overrides: Any) -> Api:
-        """own_client: the app builds its BigQuery client from settings, as it does when deployed."""
+    def make(key_source: Any = None, clock: Clock | None = None, own_client: bool = False,
+             wall_clock: Any = time.time, **overrides: Any) -> Api:
+        """own_client: the app builds its BigQuery client from settings, as it does when deployed; wall_clock: what
+        assertions' exp, iat and nbf are checked against."""
         clock, log = clock or Clock(), io.StringIO()
         app = create_app(replace(settings, **overrides), bigquery_client=None if own_client else stack.clients.bigquery,
-                         key_source=key_source, clock=clock, log_stream=log)
+                         key_source=key_source, clock=clock, log_stream=log,
+                         wall_clock=wall_clock)
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client)
         return Api(client, clock, log, keys)
