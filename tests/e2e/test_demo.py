@@ -33,7 +33,8 @@ def _run_demo(directory: Path, script: str) -> subprocess.CompletedProcess:
 
 
 def _stored_after_a_restart(directory: Path) -> int:
-    """Distinct events in the demo's table, read from a stack started again on the same data."""
+    """Distinct events in the demo's table, read from a stack started again on the same data; the emulator keeps
+    no topics across a restart, so `up` must have applied the pipeline's infra again."""
     from ltmctl import clients, config
     from ltmctl.local import stack
 
@@ -42,6 +43,9 @@ def _stored_after_a_restart(directory: Path) -> int:
     data = clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint)
     try:
         p = resolved.pipeline
+        data.publisher.get_topic(topic=data.publisher.topic_path(state.project, p.topic))
+        for name in (p.subscription, p.dead_letter_subscription):
+            data.subscriber.get_subscription(subscription=data.subscriber.subscription_path(state.project, name))
         sql = f"SELECT COUNT(DISTINCT event_id) AS n FROM `{state.project}.{p.dataset}.{p.table}`"
         return next(iter(data.bigquery.query(sql).result())).n
     finally:
