@@ -59,8 +59,11 @@ def test_metrics_report_exactly_a_known_mix_of_traffic(stack):
 
 
 def test_rates_and_ingest_outcomes_from_the_endpoints(stack):
-    api_text = httpx.get(stack.state.api_url + "/metrics").text
-    figures = metrics_local.reduce_api(api_text)
+    assert httpx.get(stack.state.api_url + "/get_data/a:b@c.co").status_code == 401  # at least one 4xx, in any order
+    deadline = time.monotonic() + 10  # a request is counted as it is answered, a moment after the client has it
+    while (figures := metrics_local.reduce_api(httpx.get(stack.state.api_url + "/metrics").text)).requests < 1:
+        assert time.monotonic() < deadline, "the 401 was never counted"
+        time.sleep(0.1)
     assert figures.requests == sum(figures.by_class.values())
     assert figures.rate_4xx == figures.by_class.get("4xx", 0) / figures.requests
     marker = uuid.uuid4().hex
