@@ -12,6 +12,7 @@ Not part of CI: it starts the session's emulators once per file. Exits 1 when an
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import time
@@ -39,12 +40,19 @@ def main() -> int:
     failed = []
     for path in test_files(args.targets, args.e2e):
         name = str(path.relative_to(REPO))
+        # A seed of its own per file, named in the report, so a failure can be repeated in the same order.
+        seed = [] if any(a.startswith(("--randomly-seed", "-p")) for a in extra) else [
+            f"--randomly-seed={random.randrange(2**32)}"]
         started = time.monotonic()
-        run = subprocess.run([sys.executable, "-m", "pytest", name, "-q", "-x", "--no-header", *extra], cwd=REPO,
+        run = subprocess.run([sys.executable, "-m", "pytest", name, "-q", "-x", "-rf", *seed, *extra], cwd=REPO,
                              capture_output=True, text=True)
-        summary = (run.stdout.strip().splitlines() or ["(no output)"])[-1]
+        lines = run.stdout.strip().splitlines() or ["(no output)"]
         verdict = "pass" if run.returncode == 0 else "FAIL"
-        print(f"{verdict}  {name}  ({time.monotonic() - started:.0f}s)  {summary}", flush=True)  # noqa: T201
+        print(f"{verdict}  {name}  ({time.monotonic() - started:.0f}s)  {lines[-1]}  {' '.join(seed)}",  # noqa: T201
+              flush=True)
+        for line in lines:
+            if line.startswith("FAILED"):
+                print(f"      {line}", flush=True)  # noqa: T201
         if run.returncode != 0:
             failed.append(name)
     print(f"{len(failed)} file(s) failed alone" + (": " + ", ".join(failed) if failed else ""))  # noqa: T201

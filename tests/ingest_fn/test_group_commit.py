@@ -197,9 +197,9 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
     good = [row(action) for _ in range(6)]
     bad = row(action, payload=json.dumps({"s": "\ud800"}))
     threads, results, _ = run_concurrently(committer, [good[0]])
-    time.sleep(0.2)  # the first caller leads and waits at the gate; the rest queue into one batch
+    wait_until(lambda: committer.inserts == 1)  # the first caller leads and waits at the gate
     more, more_results, _ = run_concurrently(committer, [*good[1:3], bad, *good[3:]])
-    time.sleep(0.2)
+    wait_until(lambda: len(committer._pending) == 6)  # the rest queue into one batch
     gate.set()
     for t in threads + more:
         t.join(30)
