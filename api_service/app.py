@@ -53,8 +53,10 @@ def build_key_source(settings: Settings) -> KeySource:
 
 
 def create_app(settings: Settings, bigquery_client: Any = None, key_source: KeySource | None = None, *,
-               clock: Callable[[], float] = time.monotonic, log_stream: TextIO | None = None) -> FastAPI:
-    """The API service; clients not passed in are built from settings and closed at shutdown."""
+               clock: Callable[[], float] = time.monotonic, log_stream: TextIO | None = None,
+               wall_clock: Callable[[], float] = time.time) -> FastAPI:
+    """The API service; clients not passed in are built from settings and closed at shutdown. `clock` times the
+    answer cache; `wall_clock` is what IAP assertions' exp, iat and nbf are checked against."""
     owned: list[Any] = []
     if bigquery_client is None:
         bigquery_client = build_bigquery_client(settings)
@@ -75,7 +77,8 @@ def create_app(settings: Settings, bigquery_client: Any = None, key_source: KeyS
                   redirect_slashes=False)
     metrics = Metrics()
     cache = TTLCache(settings.cache_max_entries, clock, max_bytes=settings.cache_max_bytes)
-    app.state.services = routes.Services(settings, bigquery_client, key_source, cache, metrics, VerifiedAssertions())
+    app.state.services = routes.Services(settings, bigquery_client, key_source, cache, metrics,
+                                         VerifiedAssertions(clock=wall_clock))
     errors.install(app)
     rules = contract.path_rules()
     app.include_router(routes.router(settings, rules))

@@ -26,7 +26,8 @@ async def require_identity(request: Request, token: Annotated[str | None, Securi
     identity = services.verified.lookup(token, services.keys, audience)
     if identity is None:
         try:
-            identity = await run_in_threadpool(verify_assertion, token, services.keys, audience, services.verified)
+            identity = await run_in_threadpool(verify_assertion, token, services.keys, audience, services.verified,
+                                               now=services.verified.clock)
         except Unauthenticated as exc:
             request.state.error = str(exc)  # which check failed goes into the log line; the token never does
             raise ApiError(401, "unauthenticated", str(exc),

@@ -159,6 +159,7 @@ class VerifiedAssertions:
     def __init__(self, max_entries: int = 4096, max_age_s: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
         self._max_entries, self._max_age_s, self._clock = max_entries, max_age_s, clock
+        self.clock = clock  # wall-clock seconds; the full check takes the same one (verify_assertion's now)
         self._entries: OrderedDict[bytes, tuple[float, str, Any, Identity]] = OrderedDict()
         self._next_sweep = float("-inf")
         self._lock = threading.Lock()  # lookups run on the event loop, stores in worker threads
@@ -207,10 +208,12 @@ class VerifiedAssertions:
 
 
 def verify_assertion(token: str | None, keys: KeySource, audience: str,
-                     cache: VerifiedAssertions | None = None) -> Identity:
+                     cache: VerifiedAssertions | None = None, *, now: Callable[[], float] = time.time) -> Identity:
     """The identity in a valid IAP assertion; raises Unauthenticated naming the first failed check.
 
-    With a cache, a valid assertion is remembered (see VerifiedAssertions); the full check always runs here."""
+    With a cache, a valid assertion is remembered (see VerifiedAssertions); the full check always runs here.
+    `now` is the wall clock exp, iat and nbf are checked against (PyJWT's own check reads the system clock, which
+    no test can move), with PyJWT's comparisons and LEEWAY_S."""
     if not token:
         raise Unauthenticated(f"missing {HEADER} header")
     try:
@@ -228,11 +231,8 @@ def verify_assertion(token: str | None, keys: KeySource, audience: str,
         raise Unauthenticated("unknown key id (kid)")
     try:
         claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
-                            leeway=LEEWAY_S, options={"require": ["exp", "iat", "iss", "aud"]})
-    except jwt.ExpiredSignatureError:
-        raise Unauthenticated("assertion expired") from None
-    except jwt.ImmatureSignatureError:
-        raise Unauthenticated("assertion not yet valid") from None
+                            options={"require": ["exp", "iat", "iss", "aud"], "verify_exp": False,
+                                     "verify_iat": False, "verify_nbf": False})
     except jwt.InvalidAudienceError:
         raise Unauthenticated("wrong audience") from None
     except jwt.InvalidIssuerError:
@@ -250,6 +250,11 @@ def verify_assertion(token: str | None, keys: KeySource, audience: str,
         if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)
                                 or not -MAX_CLAIM_TIME <= value <= MAX_CLAIM_TIME):
             raise Unauthenticated(f"invalid {claim} claim (not a number of seconds)")
+    moment = now()
+    if int(claims["exp"]) <= moment - LEEWAY_S:
+        raise Unauthenticated("assertion expired")
+    if any(claim in claims and int(claims[claim]) > moment + LEEWAY_S for claim in ("iat", "nbf")):
+        raise Unauthenticated("assertion not yet valid")
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email or len(email) > 320:
         raise Unauthenticated("assertion has no email claim")

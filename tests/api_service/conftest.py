@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from api_service import iap_local
 from api_service.app import create_app
 from api_service.settings import Settings
-from tests.api_service.support import AUDIENCE, Api, Clock, Keys
+from tests.api_service.support import AUDIENCE, Api, Clock, Keys, RecordingProxy
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +36,14 @@ def make_api(stack: Any, settings: Settings, keys: Keys) -> Iterator[Callable[..
     """A fresh app (own cache, metrics, log) on the session's bqemulator; overrides change its settings."""
     clients: list[TestClient] = []
 
-    def make(key_source: Any = None, clock: Clock | None = None, **overrides: Any) -> Api:
+    def make(key_source: Any = None, clock: Clock | None = None, own_client: bool = False,
+             wall_clock: Any = time.time, **overrides: Any) -> Api:
+        """own_client: the app builds its BigQuery client from settings, as it does when deployed; wall_clock: what
+        assertions' exp, iat and nbf are checked against."""
         clock, log = clock or Clock(), io.StringIO()
-        app = create_app(replace(settings, **overrides), bigquery_client=stack.clients.bigquery,
-                         key_source=key_source, clock=clock, log_stream=log)
+        app = create_app(replace(settings, **overrides), bigquery_client=None if own_client else stack.clients.bigquery,
+                         key_source=key_source, clock=clock, log_stream=log,
+                         wall_clock=wall_clock)
         client = TestClient(app, raise_server_exceptions=False)
         clients.append(client)
         return Api(client, clock, log, keys)
@@ -46,6 +51,14 @@ def make_api(stack: Any, settings: Settings, keys: Keys) -> Iterator[Callable[..
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def bigquery_wire(stack: Any) -> Iterator[RecordingProxy]:
+    """The requests an app's BigQuery client sends to bqemulator (point the app's bigquery_endpoint at .url)."""
+    proxy = RecordingProxy(stack.state.bigquery_endpoint)
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import threading
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +95,59 @@ def event_row(*, action_id: str, user_email: str = "someone@example.com", app_id
         "publish_time": _ts(now - age + timedelta(seconds=1)), "ingest_time": _ts(now),
         "attributes": json.dumps({"origin": "test"}),
     }
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: Any  # the decoded JSON body, or None
+
+
+class RecordingProxy:
+    """Loopback HTTP in front of bqemulator that keeps every request it forwards: what the API's own BigQuery
+    client really sends (query text, parameters, maximumBytesBilled), seen on the wire rather than inside it."""
+
+    def __init__(self, upstream: str) -> None:
+        self.requests: list[Request] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                data = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                outer.requests.append(Request(self.command, self.path, json.loads(data) if data else None))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
+                request = urllib.request.Request(upstream + self.path, data=raw or None, headers=headers,
+                                                 method=self.command)
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as answer:
+                        status, reply, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
+                except urllib.error.HTTPError as exc:
+                    status, reply, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def queries(self) -> list[dict[str, Any]]:
+        """The bodies of the jobs.query and jobs.insert requests, in order."""
+        return [r.body for r in self.requests if r.method == "POST" and r.path.split("?")[0].endswith(
+            ("/queries", "/jobs"))]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

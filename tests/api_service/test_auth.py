@@ -17,10 +17,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api_service import iap, iap_local
+from api_service import iap_local
 from api_service.iap import (
     HEADER,
     ISSUER,
+    LEEWAY_S,
+    JwksFileKeys,
     KeysUnavailable,
     RemoteJwksKeys,
     Unauthenticated,
@@ -280,21 +282,45 @@ def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) 
     assert response.status_code == 503 and response.json()["error"] == "keys_unavailable"
 
 
-def test_a_cached_assertion_still_expires(api: Api, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Served from the verified-assertion cache until exp, then the full check runs again and refuses it."""
-    monkeypatch.setattr(iap, "LEEWAY_S", 0)  # so the full check refuses as soon as exp passes, not 30 s later
+def test_a_cached_assertion_still_expires(make_api, keys: Keys) -> None:
+    """Served from the verified-assertion cache until exp, then the full check runs again, and refuses it once
+    exp is LEEWAY_S behind: a clock the test moves, so no second of real time decides anything."""
+    wall = Clock()
+    wall.now = float(int(time.time()))
+    api = make_api(wall_clock=wall)
     verified = api.client.app.state.services.verified
-    now = time.time()
-    token = keys.token(now=now - 10, ttl_s=12)  # exp 2 s from now
+    token = keys.token(now=wall.now - 10, ttl_s=12)  # exp 2 s after wall.now
     path = f"/get_data/{unique('exp')}:a@example.com"
     assert api.get(path, auth=False, headers={HEADER: token}).status_code == 404
-    hits = verified.hits
+    hits, misses = verified.hits, verified.misses
+    wall.now += 1
     assert api.get(path, auth=False, headers={HEADER: token}).status_code == 404
-    assert verified.hits == hits + 1  # the second answer came from the cache
-    time.sleep(max(0.0, int(now) + 2 - time.time()) + 0.1)
+    assert (verified.hits, verified.misses) == (hits + 1, misses)  # the second answer came from the cache
+    wall.now += 1  # exp: the cache no longer answers; the full check still admits it within the leeway
+    assert api.get(path, auth=False, headers={HEADER: token}).status_code == 404
+    assert verified.hits == hits + 1 and verified.misses > misses  # the full check answered
+    wall.now += LEEWAY_S  # and LEEWAY_S later nothing does
     response = api.get(path, auth=False, headers={HEADER: token})
     assert response.status_code == 401 and response.json()["detail"] == "assertion expired"
     assert verified.hits == hits + 1
+
+
+def test_exp_iat_and_nbf_are_held_to_the_leeway_to_the_second(keys: Keys, tmp_path: Any) -> None:
+    source, moment = JwksFileKeys(keys.jwks_path), 2_000_000_000
+
+    def check(**claims: Any) -> str:
+        try:
+            verify_assertion(keys.token(**claims), source, AUDIENCE, now=lambda: float(moment))
+        except Unauthenticated as exc:
+            return str(exc)
+        return "ok"
+
+    assert check(iat=moment - 600, exp=moment - LEEWAY_S + 1) == "ok"
+    assert check(iat=moment - 600, exp=moment - LEEWAY_S) == "assertion expired"
+    assert check(iat=moment + LEEWAY_S, exp=moment + 600) == "ok"
+    assert check(iat=moment + LEEWAY_S + 1, exp=moment + 600) == "assertion not yet valid"
+    assert check(iat=moment, nbf=moment + LEEWAY_S, exp=moment + 600) == "ok"
+    assert check(iat=moment, nbf=moment + LEEWAY_S + 1, exp=moment + 600) == "assertion not yet valid"
 
 
 class _Source:

@@ -161,11 +161,32 @@ def test_hostile_path_values_give_4xx_never_5xx(api: Api, value: str) -> None:
         assert "error" in response.json()
 
 
-def test_hostile_values_that_pass_the_contract_are_only_parameters(api: Api, insert) -> None:
-    """An e-mail may hold quotes; it must match nothing rather than change the query."""
-    insert([event_row(action_id="quoted", user_email="someone@example.com")])
-    response = api.get("/get_data/quoted:x'or'1'='1@b.co")
-    assert response.status_code == 404
+# E-mails the contract accepts that would match every other row were they spliced into the SQL text:
+# `user_email = 'x'or'a'<'b@b.co'` is true for any row. As parameters they match nothing.
+INJECTIONS = ["x'or'a'<'b@b.co", "x'or'1'<'2'or'x@b.co", "x'or''<'z@b.co"]
+
+
+@pytest.mark.parametrize("email", INJECTIONS)
+def test_hostile_values_that_pass_the_contract_are_only_parameters(make_api, bigquery_wire, insert,
+                                                                   email: str) -> None:
+    """An e-mail may hold quotes; it must match nothing rather than change the query, and the API's own client
+    must send it (and the byte cap) to BigQuery as a parameter of the job, never in the SQL text."""
+    action = unique("quoted")
+    insert([event_row(action_id=action, user_email="victim@example.com")])
+    api = make_api(own_client=True, bigquery_endpoint=bigquery_wire.url, max_bytes_billed=123_456_789)
+
+    assert api.get(f"/get_data/{action}:victim@example.com").json()["count"] == 1  # the row is there to find
+    response = api.get(f"/get_data/{action}:{email}")
+
+    assert response.status_code == 404, response.text
+    sent = bigquery_wire.queries()
+    assert len(sent) == 2  # one jobs.query per cold answer, through the client the app built
+    for body, value in zip(sent, ("victim@example.com", email), strict=True):
+        assert body["maximumBytesBilled"] == "123456789"
+        assert "@user_email" in body["query"] and value not in body["query"]
+        params = {p["name"]: p["parameterValue"]["value"] for p in body["queryParameters"]}
+        assert params["user_email"] == value and params["action_id"] == action
+        assert body["parameterMode"] == "NAMED"
 
 
 def test_routes_outside_the_api_are_json_404_and_405(api: Api) -> None:

@@ -51,3 +51,19 @@ def test_query_runs_its_cost_gate_as_a_dry_run(fake, ltmctl):
     dry, run = fake.find("POST", r"/bigquery/v2/projects/[^/]+/jobs$")
     assert dry.body["configuration"]["dryRun"] is True and "dryRun" not in run.body["configuration"]
     assert int(run.body["configuration"]["query"]["maximumBytesBilled"]) > 100
+
+
+def test_query_over_its_max_bytes_runs_with_yes_capped_near_the_estimate(fake, ltmctl):
+    assert ltmctl("provision", "--yes").exit_code == 0
+    events = list(synthetic.events(20, seed=3))
+    fake.api(BigQueryApi).rows[f"{PROJECT}:ltm.events"] = [{"insertId": e["event_id"], "json": e} for e in events]
+    fake.clear_requests()
+
+    result = ltmctl("query", SQL, "--max-bytes", "100", "--yes", "-o", "json")
+
+    assert result.exit_code == 0, result.output
+    dry, run = fake.find("POST", r"/bigquery/v2/projects/[^/]+/jobs$")
+    assert dry.body["configuration"]["dryRun"] is True and "dryRun" not in run.body["configuration"]
+    # Confirmed past the limit, the query is still capped: at the estimate plus a margin, not left unbounded.
+    cap = int(run.body["configuration"]["query"]["maximumBytesBilled"])
+    assert 100 * 2**20 < cap < 200 * 2**20

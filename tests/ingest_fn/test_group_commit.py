@@ -24,34 +24,39 @@ def stored_ids(stack, action: str) -> set[str]:
 
 
 class ObservedSink(BigQuerySink):
-    """The real sink, recording which rows each request carried and what was stored when each caller returned."""
+    """The real sink, recording which rows each request carried and which requests BigQuery had answered."""
 
     def __init__(self, *args, gate: threading.Event | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.batches: list[list[str]] = []
+        self.answered: set[str] = set()  # ids of rows whose request BigQuery has answered (stored or refused)
         self.gate = gate
 
     def insert(self, rows):
         if self.gate is not None:
             self.gate.wait(10)
         self.batches.append([r["event_id"] for r in rows])
-        return super().insert(rows)
+        try:
+            return super().insert(rows)
+        finally:
+            self.answered.update(r["event_id"] for r in rows)
 
 
 def run_concurrently(committer, rows):
-    results, returned_at_batch = {}, {}
+    """Threads inserting one row each; results by event id, and whether its request was answered on return."""
+    results, answered_on_return = {}, {}
 
     def call(r):
         try:
             results[r["event_id"]] = committer.insert(r, timeout_s=30)
         except TransientError as exc:
             results[r["event_id"]] = exc
-        returned_at_batch[r["event_id"]] = len(committer.sink.batches)
+        answered_on_return[r["event_id"]] = r["event_id"] in committer.sink.answered
 
     threads = [threading.Thread(target=call, args=(r,)) for r in rows]
     for t in threads:
         t.start()
-    return threads, results, returned_at_batch
+    return threads, results, answered_on_return
 
 
 def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_stored(stack):
@@ -60,7 +65,7 @@ def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_
     sink = ObservedSink(stack.clients.bigquery, stack.table_id, gate=gate)
     committer = GroupCommitter(sink)
     rows = [row(action) for _ in range(40)]
-    threads, results, returned_at = run_concurrently(committer, rows)
+    threads, results, answered_on_return = run_concurrently(committer, rows)
     gate.set()
     for t in threads:
         t.join(30)
@@ -68,22 +73,27 @@ def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_
     assert stored_ids(stack, action) == {r["event_id"] for r in rows}
     assert len(sink.batches) < len(rows)  # coalesced
     assert sorted(i for b in sink.batches for i in b) == sorted(r["event_id"] for r in rows)
-    # no caller returned before the request carrying its row had completed
-    for r in rows:
-        batch_no = next(n for n, b in enumerate(sink.batches, 1) if r["event_id"] in b)
-        assert returned_at[r["event_id"]] >= batch_no
+    # no caller returned before BigQuery had answered the request carrying its row
+    assert all(answered_on_return[r["event_id"]] for r in rows)
 
 
 def test_a_failing_insert_fails_every_caller_in_its_batch(stack):
     dead = bigquery_for_emulator("http://127.0.0.1:9", stack.project)  # nothing listens on port 9
-    sink = ObservedSink(dead, stack.table_id, timeout_s=1.0)
+    gate = threading.Event()  # hold the first request so the other nine form one batch behind it
+    sink = ObservedSink(dead, stack.table_id, timeout_s=1.0, gate=gate)
     committer = GroupCommitter(sink)
     rows = [row("never") for _ in range(10)]
-    threads, results, _ = run_concurrently(committer, rows)
-    for t in threads:
+    threads, results, _ = run_concurrently(committer, rows[:1])
+    wait_until(lambda: committer.inserts == 1)
+    more, more_results, _ = run_concurrently(committer, rows[1:])
+    wait_until(lambda: len(committer._pending) == 9)
+    gate.set()
+    for t in threads + more:
         t.join(30)
+    results.update(more_results)
+    assert sorted(map(len, sink.batches)) == [1, 9]  # a request of nine rows failed...
     assert len(results) == 10
-    assert all(isinstance(v, TransientError) for v in results.values())
+    assert all(isinstance(v, TransientError) for v in results.values())  # ...and every one of its callers heard
     assert committer._leader_active is False  # the next caller can lead again
 
 
@@ -187,9 +197,9 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
     good = [row(action) for _ in range(6)]
     bad = row(action, payload=json.dumps({"s": "\ud800"}))
     threads, results, _ = run_concurrently(committer, [good[0]])
-    time.sleep(0.2)  # the first caller leads and waits at the gate; the rest queue into one batch
+    wait_until(lambda: committer.inserts == 1)  # the first caller leads and waits at the gate
     more, more_results, _ = run_concurrently(committer, [*good[1:3], bad, *good[3:]])
-    time.sleep(0.2)
+    wait_until(lambda: len(committer._pending) == 6)  # the rest queue into one batch
     gate.set()
     for t in threads + more:
         t.join(30)

@@ -63,7 +63,13 @@ def test_get_data_and_app_info_call_the_api(stack):
     result = runner.invoke(app, ["--config", config, "api", "app-info", "cli-app", action, "--days", "365",
                                  "-o", "table"])
     assert result.exit_code == 0, result.output
-    assert "top" not in result.stdout or action in result.stdout
+    lines = result.stdout.splitlines()
+    summary = dict(line.split(None, 1) for line in lines if line.strip() and line.strip()[0].isalpha())
+    assert {k: v.strip() for k, v in summary.items()} == {
+        "app_id": "cli-app", "app_department": action, "events": "3", "users": "1", "actions": "1",
+        "first_seen": "2026-11-20T10:00:00Z", "last_seen": "2026-11-22T10:00:00Z"}
+    top = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+    assert top == [[action, "3"]]  # the top actions table: one action, all three events
 
 
 def test_http_errors_show_status_and_body(stack):

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -58,8 +59,11 @@ def test_metrics_report_exactly_a_known_mix_of_traffic(stack):
 
 
 def test_rates_and_ingest_outcomes_from_the_endpoints(stack):
-    api_text = httpx.get(stack.state.api_url + "/metrics").text
-    figures = metrics_local.reduce_api(api_text)
+    assert httpx.get(stack.state.api_url + "/get_data/a:b@c.co").status_code == 401  # at least one 4xx, in any order
+    deadline = time.monotonic() + 10  # a request is counted as it is answered, a moment after the client has it
+    while (figures := metrics_local.reduce_api(httpx.get(stack.state.api_url + "/metrics").text)).requests < 1:
+        assert time.monotonic() < deadline, "the 401 was never counted"
+        time.sleep(0.1)
     assert figures.requests == sum(figures.by_class.values())
     assert figures.rate_4xx == figures.by_class.get("4xx", 0) / figures.requests
     marker = uuid.uuid4().hex
@@ -94,20 +98,30 @@ def test_sparkline_and_slo_rows():
     assert rows["api requests/s"].value == 1.0
 
 
+def _read_until(proc, text: str, timeout_s: float = 30.0) -> dict | None:
+    """The first line of proc's output holding text, as JSON; None if none came in time (readline blocks, so a
+    timer ends the wait by stopping the process)."""
+    timer = threading.Timer(timeout_s, proc.terminate)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            if text in line:
+                return json.loads(line)
+        return None
+    finally:
+        timer.cancel()
+
+
 def test_logs_follow_shows_a_line_written_after_it_started(stack):
     script = shutil.which("ltmctl", path=str(Path(sys.executable).parent)) or "ltmctl"
-    marker = f"/follow-{uuid.uuid4().hex[:8]}"
+    before, after = (f"follow-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    httpx.get(stack.state.api_url + f"/get_data/x:y@z.io?{before}=1")
     proc = subprocess.Popen([script, "--config", str(stack.resolved.path), "logs", "api", "--follow", "-o", "json",
                              "--since", "1m"], stdout=subprocess.PIPE, text=True, env={**os.environ})
     try:
-        time.sleep(1.0)  # let it reach the end of the file
-        httpx.get(stack.state.api_url + f"/get_data/x:y@z.io?{marker[1:]}=1")
-        deadline = time.monotonic() + 30
-        found = None
-        while found is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if marker[1:] in line:
-                found = json.loads(line)
+        assert _read_until(proc, before) is not None  # it is reading: the line from before it started came out
+        httpx.get(stack.state.api_url + f"/get_data/x:y@z.io?{after}=1")
+        found = _read_until(proc, after)
         assert found is not None
         assert found["service"] == "api" and found["severity"] == "WARNING"
         assert found["entry"]["httpRequest"]["status"] == 401
@@ -117,14 +131,24 @@ def test_logs_follow_shows_a_line_written_after_it_started(stack):
 
 
 def test_logs_filters_by_severity_and_since(stack):
-    httpx.get(stack.state.api_url + "/healthz")
-    everything = ltm(stack, "logs", "all", "-o", "json")
-    assert everything.exit_code == 0
+    # Its own lines, so it holds alone and in any order: a 401 is logged as a WARNING, /healthz as INFO.
+    warned, fine = (f"sev-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    httpx.get(stack.state.api_url + f"/get_data/x:y@z.io?{warned}=1")
+    httpx.get(stack.state.api_url + f"/healthz?{fine}=1")
+    deadline = time.monotonic() + 30
+    while True:
+        everything = ltm(stack, "logs", "all", "-o", "json")
+        assert everything.exit_code == 0
+        if warned in everything.stdout and fine in everything.stdout:
+            break
+        assert time.monotonic() < deadline, "the two requests were never logged"
+        time.sleep(0.2)
     entries = [json.loads(line) for line in everything.stdout.splitlines()]
     assert {e["service"] for e in entries} <= {"api", "ingest"}
     shown = ltm(stack, "logs", "--severity", "warning", "-o", "json").stdout
     warnings = [json.loads(line) for line in shown.splitlines()]
-    assert warnings and all(e["severity"] in ("WARNING", "ERROR", "CRITICAL") for e in warnings)
+    assert all(e["severity"] in ("WARNING", "ERROR", "CRITICAL") for e in warnings)
+    assert warned in shown and fine not in shown
     assert ltm(stack, "logs", "--since", "2999-01-01T00:00:00Z", "-o", "json").stdout == ""
     assert ltm(stack, "logs", "--since", "yesterday").exit_code == 2
     assert ltm(stack, "logs", "nothing").exit_code == 2
