@@ -78,11 +78,26 @@ def service_account_of(credentials: object) -> str | None:
     if email and email != "default":
         return str(email)
     if email == "default":  # on Google Cloud, the attached account is named once the metadata server is asked
-        import google.auth.transport.requests
-
-        credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[attr-defined]
+        _refresh(credentials)
         return str(credentials.service_account_email)  # type: ignore[attr-defined]
     return None
+
+
+def _refresh(credentials: object) -> None:
+    """Refresh ADC, a refused grant or an unreachable token endpoint said as what to do, not as a traceback."""
+    import google.auth.transport.requests
+    from google.auth.exceptions import RefreshError, TransportError
+
+    from ltmctl.gcp.clients import ADC_HINT
+
+    try:
+        credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[attr-defined]
+    except RefreshError as exc:  # e.g. invalid_grant: the login was revoked or has expired
+        raise BackendError(f"Your Application Default Credentials were refused when refreshed: {exc}",
+                           hint=ADC_HINT) from None
+    except TransportError as exc:
+        raise BackendError(f"Could not reach Google's token endpoint to refresh your Application Default "
+                           f"Credentials: {exc}", hint="Check the network or proxy settings.") from None
 
 
 def _person_id_token(resolved: Resolved, credentials: object) -> str:
@@ -91,10 +106,8 @@ def _person_id_token(resolved: Resolved, credentials: object) -> str:
     import base64
     import json
 
-    import google.auth.transport.requests
-
     where = f"{resolved.path}: environments.{resolved.name}.iap"
-    credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[attr-defined]
+    _refresh(credentials)
     token = getattr(credentials, "id_token", None)
     if not token:
         raise BackendError("Your Application Default Credentials carry no ID token.",

@@ -215,3 +215,131 @@ def test_provision_accepts_a_project_without_organization_given_a_custom_oauth_c
     config_path.write_text(TEST_CONFIG + f"    iap: {{oauth_client_id: {WEB_CLIENT}}}\n")
     result = Ltmctl(config_path)("provision", "--yes")
     assert result.exit_code == 0, result.output
+
+
+class _TokenEndpoint:
+    """Google's OAuth token endpoint as a person's ADC refresh meets it (the `token_uri` of an authorized_user
+    file): it refuses a grant it did not issue (`invalid_grant`, 400, as Google does) and answers a refresh with an
+    access token and, when the login asked for openid, an ID token whose `aud` is the OAuth client."""
+
+    REFRESH = "1//refresh-token-of-ana"
+
+    def __init__(self, client_id: str, with_id_token: bool = True, revoked: bool = False) -> None:
+        from urllib.parse import parse_qs
+
+        grants = set() if revoked else {self.REFRESH}
+
+        seen = self.seen = []
+
+        def id_token() -> str:
+            def part(value: dict) -> str:
+                return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+            claims = {"iss": "https://accounts.google.com", "aud": client_id, "azp": client_id,
+                      "email": "ana@example.com", "sub": "1100000000000000000001", "iat": 1, "exp": 4_000_000_000}
+            return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"]))
+                                                     .decode()).items()}
+                seen.append(form)
+                if form.get("grant_type") != "refresh_token" or form.get("refresh_token") not in grants \
+                        or form.get("client_id") != client_id:
+                    status, answer = 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+                else:
+                    status, answer = 200, {"access_token": "ya29.person", "expires_in": 3599, "token_type": "Bearer",
+                                           "scope": "openid https://www.googleapis.com/auth/userinfo.email"}
+                    if with_id_token:
+                        answer["id_token"] = id_token()
+                body = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def person(tmp_path, monkeypatch):
+    """A person logged in with `gcloud auth application-default login --client-id-file` of DESKTOP_CLIENT: their ADC
+    file (authorized_user) refreshes at a stand-in for Google's token endpoint (google-auth ignores a `token_uri`
+    in that file, so its endpoint constant is what points there). No LTM_GCP_ENDPOINT: a person's path asks
+    nothing of Google's APIs, only of the token endpoint."""
+    import google.oauth2.credentials
+
+    endpoints = []
+
+    def login(client_id: str = DESKTOP_CLIENT, with_id_token: bool = True, revoked: bool = False) -> _TokenEndpoint:
+        endpoint = _TokenEndpoint(client_id, with_id_token, revoked)
+        endpoints.append(endpoint)
+        adc = tmp_path / "application_default_credentials.json"
+        adc.write_text(json.dumps({"type": "authorized_user", "client_id": client_id, "client_secret": "d-FL95Q",
+                                   "refresh_token": _TokenEndpoint.REFRESH}))
+        monkeypatch.setattr(google.oauth2.credentials, "_GOOGLE_OAUTH2_TOKEN_ENDPOINT", endpoint.url)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        return endpoint
+
+    monkeypatch.delenv("LTM_GCP_ENDPOINT", raising=False)
+    monkeypatch.delenv("LTM_ENV", raising=False)
+    monkeypatch.delenv("LTM_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield login
+    for endpoint in endpoints:
+        endpoint.close()
+
+
+PERSON_CONFIG = TEST_CONFIG + (f"    iap: {{programmatic_clients: [{DESKTOP_CLIENT}], "
+                               "members: [user:ana@example.com]}\n")
+
+
+def test_api_get_data_sends_a_persons_id_token_of_a_listed_client(tmp_path, person, api_url):
+    endpoint = person()
+    result = Ltmctl(make_project(tmp_path, PERSON_CONFIG))("api", "get-data", "login", "ana@example.com")
+    assert result.exit_code == 0, result.output
+
+    (path, headers), = api_url.seen
+    scheme, token = headers["Authorization"].split(" ", 1)
+    assert scheme == "Bearer"
+    claims = _claims(token)
+    assert claims["aud"] == DESKTOP_CLIENT and claims["email"] == "ana@example.com"  # the ID token, unchanged
+    (refresh,) = endpoint.seen  # one refresh of the person's own grant
+    assert refresh["grant_type"] == "refresh_token" and refresh["client_id"] == DESKTOP_CLIENT
+
+
+def test_a_persons_client_iap_does_not_list_is_refused_before_any_request(tmp_path, person, api_url):
+    other = "999-other.apps.googleusercontent.com"
+    person(client_id=other)
+    result = Ltmctl(make_project(tmp_path, PERSON_CONFIG))("api", "get-data", "login", "ana@example.com")
+    assert result.exit_code == 3, result.output
+    said = _said(result)
+    assert "environments.dev.iap.programmatic_clients does not list" in said and other in said
+    assert api_url.seen == []  # IAP would refuse it: nothing sent
+
+
+def test_a_persons_adc_without_an_id_token_says_how_to_log_in(tmp_path, person, api_url):
+    person(with_id_token=False)  # a login without the openid scope
+    result = Ltmctl(make_project(tmp_path, PERSON_CONFIG))("api", "token")
+    assert result.exit_code == 4, result.output
+    assert "carry no ID token" in _said(result) and "application-default login" in _said(result)
+    assert api_url.seen == []
+
+
+def test_a_revoked_login_is_said_with_what_to_do_not_as_a_traceback(tmp_path, person, api_url):
+    endpoint = person(revoked=True)
+    result = Ltmctl(make_project(tmp_path, PERSON_CONFIG))("api", "get-data", "login", "ana@example.com")
+    assert len(endpoint.seen) == 1
+    assert result.exit_code == 4, result.output
+    assert "refused when refreshed" in _said(result) and "invalid_grant" in _said(result)
+    assert "application-default login" in _said(result)
+    assert api_url.seen == []
