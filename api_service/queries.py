@@ -104,7 +104,10 @@ def _run(client: Any, sql: str, config: Any, timeout_s: float) -> Any:
     retry, job_retry = DEFAULT_RETRY.with_timeout(timeout_s), DEFAULT_JOB_RETRY.with_timeout(timeout_s)
     # api_timeout is also sent as the request's timeoutMs: how long BigQuery holds the answer before it makes
     # a job of the query and the client has to poll; wait_timeout bounds that polling, then cancels the job.
-    return client.query_and_wait(sql, job_config=config, api_timeout=timeout_s, wait_timeout=timeout_s,
+    # The two run one after the other, so each gets half of timeout_s: a slow query is answered 504 after
+    # timeout_s, not twice that.
+    half = timeout_s / 2
+    return client.query_and_wait(sql, job_config=config, api_timeout=half, wait_timeout=half,
                                  retry=retry, job_retry=job_retry)
 
 
