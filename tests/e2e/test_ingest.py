@@ -29,8 +29,8 @@ def rows_for(stack, action: str) -> list[dict]:
     return [dict(r) for r in stack.clients.bigquery.query(sql, job_config=config).result()]
 
 
-def wait_rows(stack, action: str, count: int) -> list[dict]:
-    deadline = time.monotonic() + DEADLINE_S
+def wait_rows(stack, action: str, count: int, deadline_s: float = DEADLINE_S) -> list[dict]:
+    deadline = time.monotonic() + deadline_s
     while True:
         rows = rows_for(stack, action)
         if len(rows) >= count or time.monotonic() > deadline:
@@ -150,6 +150,7 @@ def test_bigquery_down_while_publishing_loses_nothing(tmp_path):
         stop_stack(s)
 
 
+@pytest.mark.timeout(480)
 def test_bigquery_killed_mid_batch_loses_nothing(tmp_path):
     # SIGKILL while deliveries are being stored: the insert in flight fails and is retried (by the sink within its
     # deadline, or by Pub/Sub redelivering), committed rows survive in the emulator's write-ahead log, and nothing
@@ -165,20 +166,26 @@ def test_bigquery_killed_mid_batch_loses_nothing(tmp_path):
     try:
         action = f"killed-{uuid.uuid4().hex[:8]}"
         dead_letters = s.fresh_subscription(s.resolved.pipeline.dead_letter_topic)  # before anything can fail
-        events = [event(action, "k@example.com") for _ in range(150)]
+        # Enough that the delivery's 80 requests at a time, joined into inserts of tens of rows, are far from done
+        # when the first rows are stored (150 were all stored before the kill once).
+        events = [event(action, "k@example.com") for _ in range(3000)]
         publish(s, [json.dumps(e).encode() for e in events])
+
+        def stored() -> int:  # the function's log line per stored event: cheaper to poll than the table
+            return open(s.state.pieces["ingest"].log).read().count('"message": "stored"')
+
         deadline = time.monotonic() + DEADLINE_S
-        while len(rows_for(s, action)) < 10:  # under way, far from done (the emulator pushes two at a time)
+        while stored() < 10:
             assert time.monotonic() < deadline, "nothing was stored"
-            time.sleep(0.05)
+            time.sleep(0.02)
         bigquery = local_stack.read_state(s.resolved).pieces["bigquery"]
         os.kill(bigquery.pid, signal.SIGKILL)
         while processes.alive(bigquery.proc):
             time.sleep(0.05)
-        stored_before = open(s.state.pieces["ingest"].log).read().count('"message": "stored"')
+        stored_before = stored()
         assert stored_before < len(events)  # killed mid-stream, not after the last insert
         local_stack.restart_piece(s.resolved, "bigquery")
-        rows = wait_rows(s, action, len(events))
+        rows = wait_rows(s, action, len(events), deadline_s=240)  # a bound for a loaded CI machine
         assert sorted({r["event_id"] for r in rows}) == sorted(e["event_id"] for e in events)
         count, _ = queries.get_data(s.clients.bigquery, s.table_id, action_id=action, user_email="k@example.com",
                                     days=3650)
