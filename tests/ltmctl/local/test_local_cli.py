@@ -75,6 +75,7 @@ def test_up_status_env_down(project_dir):
         assert token.parent == rc.parent == clients_dir and stat.S_IMODE(clients_dir.stat().st_mode) == 0o700
         assert stat.S_IMODE(token.stat().st_mode) == stat.S_IMODE(rc.stat().st_mode) == 0o600
         assert f"--api=http://127.0.0.1:{state['bigquery']['port']}\n--project_id=ltm-test\n" in rc.read_text()
+        assert "[query]\n--use_legacy_sql=false\n" in rc.read_text()  # bq's own default is legacy SQL
         # a shell can use these lines as they are
         shell = subprocess.run(["bash", "-c", env.stdout + '\necho "$LTM_PROJECT/$PUBSUB_EMULATOR_HOST"'],
                                capture_output=True, text=True, check=True)
