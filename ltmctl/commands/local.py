@@ -110,7 +110,9 @@ def status(
 
 @app.command()
 def env(ctx: typer.Context) -> None:
-    """Print shell lines that point any client at the local stack.
+    """Print shell lines that point any client at the local stack: the Python clients, gcloud, bq, curl.
+
+    Writes the token file and bigqueryrc those lines name to .ltm/local/clients/ (0600); `local down` removes them.
 
     Example: eval "$(ltmctl local env)"
     """

@@ -21,13 +21,29 @@ Adjustments, all made here so bqemulator itself stays unmodified on disk:
   BigQuery answers a failed jobs.query with the HTTP error itself (404 notFound, 400 invalidQuery, ...), and so
   does the stack's emulator: the route raises bqemulator's own error for that reason, which its handlers render
   in Google's error shape.
+- bqemulator answers every TIMESTAMP cell as int64 microseconds. BigQuery does that only when the request asks
+  (`formatOptions.useInt64Timestamp`, or `formatOptions.timestampOutputFormat` INT64) and otherwise answers float
+  seconds ("1.7648544E9"), which is what `bq` asks for and reads (it showed every int64 instant as "<date out of
+  range for display>"). tabledata.list, jobs.getQueryResults and jobs.query answer in the format asked for.
+- `bq` and google-api-python-client read the API's discovery document from the endpoint they are pointed at
+  (`$discovery/rest?version=v2`); bqemulator has none. The stack serves Google's own (the copy shipped in
+  google-api-python-client) with this endpoint as its root URL.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the annotations of the routes defined here at run time.
+import contextvars
 import functools
+import json
 import os
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+# The TIMESTAMP format the request being answered asked for, by Google's TimestampOutputFormat names.
+_timestamp_format: contextvars.ContextVar[str] = contextvars.ContextVar("timestamp_format", default="FLOAT64")
+TIMESTAMP_FORMATS = ("FLOAT64", "INT64", "ISO8601_STRING")
 
 
 def _skip_automatic_snapshots() -> None:
@@ -70,8 +86,8 @@ def _failed_queries_are_http_errors() -> None:
     from fastapi.routing import APIRoute
 
     by_reason = {kind.bq_reason: kind for kind in jobs._SQL_EXECUTION_DOMAIN_ERRORS}
-    index, route = next((i, r) for i, r in enumerate(jobs.router.routes)
-                        if isinstance(r, APIRoute) and r.path.endswith("/queries") and "POST" in r.methods)
+    route = next(r for r in jobs.router.routes
+                 if isinstance(r, APIRoute) and r.path.endswith("/queries") and "POST" in r.methods)
     answer_query = route.endpoint
 
     @functools.wraps(answer_query)  # FastAPI reads the signature (and its dependencies) through __wrapped__
@@ -84,8 +100,116 @@ def _failed_queries_are_http_errors() -> None:
                                                                          location=first.get("location"))
         return answer
 
-    jobs.router.routes[index] = APIRoute(route.path, query_or_http_error, methods=sorted(route.methods),
-                                         name=route.name, tags=route.tags)
+    _replace_route(jobs.router, "/queries", "POST", endpoint=query_or_http_error)
+
+
+def _replace_route(router: Any, suffix: str, method: str, *, endpoint: Any = None, dependencies: tuple = ()) -> None:
+    """Rebuild one of bqemulator's routes with another endpoint and/or more dependencies (before the app includes
+    its router)."""
+    from fastapi.routing import APIRoute
+
+    index, route = next((i, r) for i, r in enumerate(router.routes)
+                        if isinstance(r, APIRoute) and r.path.endswith(suffix) and method in r.methods)
+    router.routes[index] = APIRoute(route.path, endpoint or route.endpoint, methods=sorted(route.methods),
+                                    name=route.name, tags=route.tags,
+                                    dependencies=[*route.dependencies, *dependencies])
+
+
+def java_double(x: float) -> str:
+    """x as Java's Double.toString spells it, which is how BigQuery spells float seconds ("1.7648544E9"): plain
+    between 1e-3 and 1e7, else d.dddE<n>; in both, the shortest digits that read back as x."""
+    if x == 0:
+        return "0.0"
+    if 1e-3 <= abs(x) < 1e7:
+        return repr(x)
+    number = Decimal(repr(x))
+    sign, digits, _ = number.as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{number.adjusted()}"
+
+
+def asked_timestamp_format(options: Mapping[str, Any]) -> str:
+    """The TIMESTAMP format a request's formatOptions ask for; Google's default is float seconds."""
+    named = options.get("timestampOutputFormat")
+    if named and named != "TIMESTAMP_OUTPUT_FORMAT_UNSPECIFIED":
+        if named not in TIMESTAMP_FORMATS:
+            from bqemulator.domain.errors import ValidationError
+
+            raise ValidationError(f"Invalid value for formatOptions.timestampOutputFormat: {named!r}")
+        return str(named)
+    return "INT64" if str(options.get("useInt64Timestamp", "")).lower() == "true" else "FLOAT64"
+
+
+def _timestamps_as_asked() -> None:
+    from bqemulator.api.routes import jobs, tabledata
+    from bqemulator.storage import arrow_bridge
+    from fastapi import Depends, Request
+
+    as_int64 = arrow_bridge._fmt_bq_timestamp
+
+    def timestamp_as_asked(value, arrow_type, field):  # type: ignore[no-untyped-def]
+        cell = as_int64(value, arrow_type, field)
+        if arrow_type.tz is None or not isinstance(value, datetime):  # DATETIME, or not a value: as bqemulator says
+            return cell
+        asked = _timestamp_format.get()
+        if asked == "INT64":
+            return cell
+        if asked == "ISO8601_STRING":  # Google's "YYYY-MM-DDTHH:MM:SS.FFFFFFFFFFFFZ": picoseconds, UTC
+            utc = value.astimezone(UTC).replace(tzinfo=None)
+            return f"{utc.isoformat(timespec='microseconds')}000000Z"
+        return java_double(int(cell) / 1_000_000)  # int / int: the float nearest the exact number of seconds
+
+    # _format_bq_value (and its recursion into ARRAY and STRUCT cells) looks the formatters up at each call.
+    arrow_bridge._BQ_TYPE_FORMATTERS = tuple((test, timestamp_as_asked if format_ is as_int64 else format_)
+                                             for test, format_ in arrow_bridge._BQ_TYPE_FORMATTERS)
+
+    async def read_timestamp_format(request: Request) -> None:
+        # An async dependency runs in the request's own context, which the route (in a worker thread when it is
+        # a plain function) inherits: the formatters above read what this request asked for.
+        if request.method == "POST":  # jobs.query: formatOptions in the body; the route reads the body Starlette kept
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None  # the route answers a body that is not JSON
+            options = (body.get("formatOptions") or {}) if isinstance(body, dict) else {}
+        else:
+            options = {key.removeprefix("formatOptions."): value for key, value in request.query_params.items()
+                       if key.startswith("formatOptions.")}
+        _timestamp_format.set(asked_timestamp_format(options if isinstance(options, Mapping) else {}))
+
+    asked = (Depends(read_timestamp_format),)
+    _replace_route(tabledata.router, "/tables/{table_id}/data", "GET", dependencies=asked)
+    _replace_route(jobs.router, "/queries/{job_id}", "GET", dependencies=asked)
+    _replace_route(jobs.router, "/queries", "POST", dependencies=asked)
+
+
+def discovery_document(root_url: str) -> dict[str, Any]:
+    """Google's BigQuery v2 discovery document (google-api-python-client's copy) with `root_url` as its root."""
+    from googleapiclient.discovery_cache import get_static_doc
+
+    document = json.loads(get_static_doc("bigquery", "v2"))
+    document["rootUrl"] = root_url
+    document["baseUrl"] = root_url + document["servicePath"]
+    document.pop("mtlsRootUrl", None)
+    document.pop("endpoints", None)  # Google's regional endpoints: not here
+    return document
+
+
+def _discovery_document_served() -> None:
+    from bqemulator.api.health import router
+    from bqemulator.domain.errors import NotFoundError
+    from fastapi import Request
+
+    def discovery(request: Request, version: str = "v2") -> dict[str, Any]:
+        if version != "v2":
+            raise NotFoundError(f"Discovery document not found for API service: bigquery.googleapis.com "
+                                f"format: rest version: {version}")
+        return discovery_document(str(request.base_url))
+
+    # The URL `bq` asks (from its --api) and the one google-api-python-client's build() asks by default.
+    router.add_api_route("/$discovery/rest", discovery, methods=["GET"], include_in_schema=False)
+    router.add_api_route("/discovery/v1/apis/bigquery/{version}/rest", discovery, methods=["GET"],
+                         include_in_schema=False)
 
 
 def _no_pandas() -> None:
@@ -118,6 +242,8 @@ def main() -> None:
         _skip_automatic_snapshots()
     _schema_patches_reach_storage()
     _failed_queries_are_http_errors()
+    _timestamps_as_asked()
+    _discovery_document_served()
     from bqemulator.cli import main as bqemulator_main
 
     sys.argv[0] = "bqemulator"

@@ -13,7 +13,7 @@ from typing import Any
 
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
-from ltmctl.local import processes
+from ltmctl.local import client_env, processes
 from ltmctl.local.pieces import DeliverySettings, Piece, pieces
 from ltmctl.local.processes import Proc
 
@@ -298,26 +298,8 @@ def running_state(resolved: Resolved) -> StackState:
 
 
 def env_lines(resolved: Resolved) -> list[str]:
-    state = running_state(resolved)
-    p = resolved.pipeline
-    values = {
-        "PUBSUB_EMULATOR_HOST": state.pubsub_host,
-        "BIGQUERY_EMULATOR_HOST": state.bigquery_endpoint,
-        "LTM_ENV": resolved.name,
-        "LTM_PROJECT": state.project,
-        "LTM_TOPIC": p.topic,
-        "LTM_DATASET": p.dataset,
-        "LTM_TABLE": p.table,
-        "LTM_DLQ_TOPIC": p.dead_letter_topic,
-        "LTM_DLQ_SUBSCRIPTION": p.dead_letter_subscription,
-        "LTM_INGEST_URL": state.ingest_url,
-        "LTM_API_URL": state.api_url,
-    }
-    if state.ingest_metrics_url:
-        values["LTM_INGEST_METRICS_URL"] = state.ingest_metrics_url
-    import shlex
-
-    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+    """`export` lines for a shell, and the client files they name (ltmctl.local.client_env)."""
+    return client_env.env_lines(resolved, running_state(resolved))
 
 
 DRAIN_S = 120.0  # about 5,000 waiting messages at the local ingest's pace on two cores
@@ -341,6 +323,7 @@ def down(resolved: Resolved, report: Report | None = None, *, force: bool = Fals
     state = read_state(resolved)
     result = DownResult()
     if state is None:
+        client_env.remove_client_files(resolved)
         return result
     pubsub = state.pieces.get("pubsub")
     if pubsub is not None and processes.alive(pubsub.proc):
@@ -363,6 +346,7 @@ def down(resolved: Resolved, report: Report | None = None, *, force: bool = Fals
         result.stopped.append((piece.name, stopped))
         report(piece.name, "stopped" if stopped else "was not running")
     state_file(resolved).unlink(missing_ok=True)
+    client_env.remove_client_files(resolved)  # a shell still pointing at them reaches nothing
     return result
 
 

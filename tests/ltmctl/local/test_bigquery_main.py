@@ -46,3 +46,103 @@ def test_a_failed_jobs_query_is_googles_http_error_and_a_good_one_answers_inline
     with pytest.raises(NotFound):
         list(client.query_and_wait(f"SELECT 1 FROM `{project}.ltm.no_such_table`"))
     assert [tuple(r) for r in client.query_and_wait("SELECT 2 AS n")] == [(2,)]
+
+
+@pytest.mark.parametrize(("seconds", "spelled"), [
+    (1764482400.0, "1.7644824E9"), (1764482400.123456, "1.764482400123456E9"), (0.0, "0.0"), (1.5, "1.5"),
+    (-86400.0, "-86400.0"), (10_000_000.0, "1.0E7"), (-62135596800.0, "-6.21355968E10"), (0.0005, "5.0E-4")])
+def test_float_seconds_are_spelled_as_bigquery_spells_them(seconds, spelled):
+    from ltmctl.local.bigquery_main import java_double
+
+    assert java_double(seconds) == spelled and float(spelled) == seconds
+
+
+# One instant with microseconds, in a plain column, an ARRAY and a STRUCT; and a DATETIME, which has no such format.
+INSTANT_US = 1796018400123456  # 2026-11-30T06:00:00.123456Z
+T = "TIMESTAMP '2026-11-30 06:00:00.123456+00'"
+SELECT_INSTANTS = f"SELECT {T} AS t, [{T}] AS a, STRUCT({T} AS t) AS s, DATETIME '2026-11-30 06:00:00' AS d"
+AS_ASKED = {"FLOAT64": "1.796018400123456E9", "INT64": str(INSTANT_US),
+            "ISO8601_STRING": "2026-11-30T06:00:00.123456000000Z"}
+
+
+def _cells(row):
+    t, a, s, d = (cell["v"] for cell in row["f"])
+    return t, a[0]["v"], s["f"][0]["v"], d
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({}, "FLOAT64"), ({"useInt64Timestamp": True}, "INT64"), ({"useInt64Timestamp": False}, "FLOAT64"),
+    ({"timestampOutputFormat": "INT64"}, "INT64"), ({"timestampOutputFormat": "FLOAT64"}, "FLOAT64"),
+    ({"timestampOutputFormat": "ISO8601_STRING"}, "ISO8601_STRING"),
+    ({"timestampOutputFormat": "TIMESTAMP_OUTPUT_FORMAT_UNSPECIFIED"}, "FLOAT64")])
+def test_timestamps_come_in_the_format_the_request_asks_for(stack, options, expected):
+    """BigQuery answers float seconds unless formatOptions ask otherwise, on jobs.query, jobs.getQueryResults and
+    tabledata.list; bqemulator alone answers int64 microseconds whatever was asked, which `bq` cannot read."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    base = f"{stack.state.bigquery_endpoint}/bigquery/v2/projects/{stack.project}"
+    params = {f"formatOptions.{key}": str(value).lower() if isinstance(value, bool) else value
+              for key, value in options.items()}
+    want = (AS_ASKED[expected],) * 3 + ("2026-11-30T06:00:00",)
+
+    # jobs.query: formatOptions in the body
+    answer = httpx.post(f"{base}/queries", json={"query": SELECT_INSTANTS, "useLegacySql": False,
+                                                 "formatOptions": options}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert _cells(answer.json()["rows"][0]) == want
+
+    # jobs.getQueryResults: formatOptions as query parameters
+    job_id = answer.json()["jobReference"]["jobId"]
+    results = httpx.get(f"{base}/queries/{job_id}", params=params, timeout=60)
+    assert results.status_code == 200, results.text
+    assert _cells(results.json()["rows"][0]) == want
+
+    # tabledata.list on a table holding the same row
+    table_id = f"{stack.project}.{stack.resolved.pipeline.dataset}.instants_{expected.lower()}_{len(params)}"
+    client = stack.clients.bigquery
+    client.delete_table(table_id, not_found_ok=True)
+    client.query_and_wait(f"CREATE TABLE `{table_id}` AS {SELECT_INSTANTS}")
+    try:
+        path = table_id.split(".")
+        listed = httpx.get(f"{base}/datasets/{path[1]}/tables/{path[2]}/data", params=params, timeout=60)
+        assert listed.status_code == 200, listed.text
+        assert _cells(listed.json()["rows"][0]) == want
+        # google-cloud-bigquery asks for int64 and reads the same instant, exactly
+        instant = datetime(2026, 11, 30, 6, 0, 0, 123456, tzinfo=UTC)
+        assert next(iter(client.list_rows(table_id)))["t"] == instant
+        assert [r["t"] for r in client.query_and_wait(f"SELECT t FROM `{table_id}`")] == [instant]
+    finally:
+        client.delete_table(table_id, not_found_ok=True)
+
+
+def test_an_unknown_timestamp_format_is_refused(stack):
+    import httpx
+
+    base = f"{stack.state.bigquery_endpoint}/bigquery/v2/projects/{stack.project}"
+    answer = httpx.post(f"{base}/queries", json={"query": "SELECT 1", "useLegacySql": False,
+                                                 "formatOptions": {"timestampOutputFormat": "SECONDS"}}, timeout=60)
+    assert answer.status_code == 400 and "timestampOutputFormat" in answer.json()["error"]["message"]
+
+
+def test_the_discovery_document_is_served_with_this_endpoint_as_its_root(stack):
+    """`bq` reads the API's description from its --api endpoint; google-api-python-client builds a client from it."""
+    import httpx
+    from googleapiclient.discovery import build_from_document
+
+    endpoint = stack.state.bigquery_endpoint
+    answer = httpx.get(f"{endpoint}/$discovery/rest", params={"version": "v2"}, timeout=60)
+    assert answer.status_code == 200
+    document = answer.json()
+    assert (document["id"], document["rootUrl"], document["baseUrl"]) == (
+        "bigquery:v2", f"{endpoint}/", f"{endpoint}/bigquery/v2/")
+    assert "formatOptions.useInt64Timestamp" in document["resources"]["tabledata"]["methods"]["list"]["parameters"]
+    assert httpx.get(f"{endpoint}/discovery/v1/apis/bigquery/v2/rest", timeout=60).json()["rootUrl"] == f"{endpoint}/"
+    assert httpx.get(f"{endpoint}/$discovery/rest", params={"version": "v3"}, timeout=60).status_code == 404
+
+    import httplib2
+
+    api = build_from_document(document, http=httplib2.Http())
+    datasets = api.datasets().list(projectId=stack.project).execute()
+    assert stack.resolved.pipeline.dataset in [d["datasetReference"]["datasetId"] for d in datasets["datasets"]]

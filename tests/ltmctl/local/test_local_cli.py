@@ -4,8 +4,10 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -65,6 +67,15 @@ def test_up_status_env_down(project_dir):
         assert lines["LTM_API_URL"] == f"http://127.0.0.1:{state['api']['port']}"
         for key in ("LTM_PROJECT", "LTM_TOPIC", "LTM_DATASET", "LTM_TABLE", "LTM_DLQ_SUBSCRIPTION"):
             assert lines[key]
+        # gcloud and bq: properties and two files of the stack's own, private, written by `env`
+        clients_dir = project_dir / ".ltm" / "local" / "clients"
+        assert lines["CLOUDSDK_CORE_PROJECT"] == "ltm-test"
+        assert lines["CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB"] == f"http://127.0.0.1:{state['pubsub']['port']}/"
+        token, rc = Path(lines["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"]), Path(lines["BIGQUERYRC"])
+        assert token.parent == rc.parent == clients_dir and stat.S_IMODE(clients_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE(token.stat().st_mode) == stat.S_IMODE(rc.stat().st_mode) == 0o600
+        assert f"--api=http://127.0.0.1:{state['bigquery']['port']}\n--project_id=ltm-test\n" in rc.read_text()
+        assert "[query]\n--use_legacy_sql=false\n" in rc.read_text()  # bq's own default is legacy SQL
         # a shell can use these lines as they are
         shell = subprocess.run(["bash", "-c", env.stdout + '\necho "$LTM_PROJECT/$PUBSUB_EMULATOR_HOST"'],
                                capture_output=True, text=True, check=True)
@@ -79,6 +90,7 @@ def test_up_status_env_down(project_dir):
     for p in state.values():
         assert not processes.alive(processes.Proc(p["pid"], p["start_ticks"]))
     assert not (project_dir / ".ltm" / "local" / "state.json").exists()
+    assert not clients_dir.exists()  # a shell still pointing at them reaches nothing
     assert ltm(project_dir, "status").exit_code == 4
 
 
