@@ -152,9 +152,10 @@ def _metrics(ctx: Context) -> str:
     lines = []
     for route in ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}"):
         s = prometheus.summary(text, "ltm_api_request_duration_seconds", "ltm_api_requests", route=route)
-        if s["p50_s"] is not None:
-            lines.append(f"API {route}: {s['requests']:.0f} requests, p50 {s['p50_s'] * 1000:.1f} ms, "
-                         f"p99 {s['p99_s'] * 1000:.1f} ms")
+        if s["p50"] is not None:
+            # A histogram knows which bucket a percentile falls in, not its value: say so (#17).
+            lines.append(f"API {route}: {s['requests']:.0f} requests, p50 {prometheus.shown_bucket(s['p50'])}, "
+                         f"p99 {prometheus.shown_bucket(s['p99'])} (histogram buckets)")
     # What the ingest function says it did, not what was published: a row lost or stored twice shows here.
     # A delivery is counted once answered, a moment after its row is queryable: wait a little for the last ones.
     deadline = time.monotonic() + ctx.env.metrics_wait_s

@@ -14,10 +14,10 @@ from typing import Any
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
 from ltmctl.local import processes
-from ltmctl.local.pieces import DeliverySettings, Piece, pieces
+from ltmctl.local.pieces import DeliverySettings, Piece, Recording, pieces
 from ltmctl.local.processes import Proc
 
-PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics", "delivery")
+PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics", "delivery", "recorder")
 HEALTH_TIMEOUT_S = 90.0
 
 Report = Callable[[str, str], None]  # (piece, what happened)
@@ -203,6 +203,8 @@ IDENTITY: dict[str, tuple[str, Callable[[int, bytes], bool]]] = {
     # The delivery process's figures name it.
     "delivery": ("/", lambda status, body: status == 200 and isinstance(_json(body), dict)
                  and _json(body).get("service") == "ltm-delivery"),
+    "recorder": ("/", lambda status, body: status == 200 and isinstance(_json(body), dict)
+                 and _json(body).get("service") == "ltm-metrics-recorder"),
 }
 
 
@@ -483,13 +485,15 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
         # --port-base 0 means "any free ports": the ones the stack has are as good as any.
         ports = _complete(existing.ports) if port_base in (None, 0) else choose_ports(resolved, port_base)
         running = [p.name for p in existing.pieces.values() if processes.alive(p.proc)]
-        if running and ports != existing.ports:
+        # A piece newer than the stack (the recorder) gets a port of its own; the running ones keep theirs.
+        if running and any(ports.get(name) != port for name, port in existing.ports.items()):
             raise UsageError(
                 f"The local stack runs on other ports ({_port_list(existing.ports)}); moving it would restart "
                 "the Pub/Sub emulator and lose the messages it holds.",
                 hint="Run `ltmctl local up` without --port-base to keep its ports, or `ltmctl local down` first "
                      "(it waits for waiting messages to be stored) and then `up --port-base N`.")
         if running:
+            existing.ports = ports
             return _repair(resolved, existing, report)
         if "pubsub" in existing.pieces:
             report("warning", "The Pub/Sub emulator of the earlier run had died. " + PUBSUB_LOSS)
@@ -617,8 +621,15 @@ def _wanted(resolved: Resolved, ports: dict[str, int]) -> list[Piece]:
     p = resolved.pipeline
     delivery = DeliverySettings(f"projects/{resolved.env.project}/subscriptions/{p.subscription}",
                                 resolved.env.ingest.concurrency, p.ack_deadline_s, p.retry.maximum_backoff_s)
+    h = resolved.env.local_settings.metrics_history
+    recording = Recording(history_file(resolved), h.every_s, h.max_bytes, h.max_snapshots)
     return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file,
-                  delivery)
+                  delivery, recording)
+
+
+def history_file(resolved: Resolved) -> Path:
+    """Where the stack's recorder keeps its metrics snapshots (`metrics --since/--until`)."""
+    return resolved.state_dir / "metrics" / "history.jsonl"
 
 
 def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> PieceState:
