@@ -167,3 +167,20 @@ def test_metrics_since_until_on_the_local_stack_counts_only_the_window(tmp_path)
         assert now.exit_code == 0, now.output
         recent = {f["name"]: f["value"] for f in json.loads(now.stdout)["figures"]}
         assert recent["api 4xx rate"] == pytest.approx(0.7)  # since the stack started (under a minute ago)
+
+
+def test_a_fleet_row_marks_bucket_estimates_and_judges_them_as_the_figure_does():
+    from ltmctl.fleet import metrics as fleet_metrics
+    from ltmctl.fleet.render import METRICS_COLUMNS, metrics_detail
+    from ltmctl.metrics.figures import Row
+
+    resolved = SimpleNamespace(name="local", env=SimpleNamespace(slo=SLO, backend="local", project="p"))
+    straddling = bucket_row("api latency p99", (0.25, 1.0), 500)  # the p99 may be under 500 ms, or over
+    over = bucket_row("api latency p99", (0.5, 1.0), 500)
+    for p99, state in ((straddling, "ok"), (over, "breach")):
+        figures = [Row("api latency p50", 100.0, "ms", "info", "bucket upper bound"), p99]
+        got = fleet_metrics._row_of(resolved, figures)
+        assert got["state"] == state
+        shown = dict((name, show(got)) for name, show in METRICS_COLUMNS)
+        assert shown["p50"] == "≤ 100.0 ms" and shown["p99"] == "≤ 1,000.0 ms"
+    assert "api latency p99 ≤ 1,000 ms > 500 ms" in metrics_detail(got)
