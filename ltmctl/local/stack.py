@@ -258,7 +258,11 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
         for p in state.pieces.values()
     ]
     figures = delivery_figures(state)
+    recording = _recorder_figures(state)
     for row in rows:
+        if row["piece"] == "recorder" and recording is not None:
+            row.update(snapshots=recording["recorded"], every_s=recording["every_s"],
+                       recorder_error=recording["last_error"])
         if row["piece"] == "delivery" and figures is not None:
             # backlog: pulled and not yet sent, plus nacked and due back; "more" when the emulator may hold more
             row.update(in_flight=figures["in_flight"], backlog=figures["waiting"] + figures["retrying"],
@@ -267,8 +271,20 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
     return rows
 
 
+def _recorder_figures(state: StackState) -> dict[str, Any] | None:
+    piece = state.pieces.get("recorder")
+    if piece is None or not processes.alive(piece.proc):
+        return None
+    answer = _http_get(piece.url + "/", timeout=2.0)
+    body = _json(answer[1]) if answer is not None and answer[0] == 200 else None
+    return body if isinstance(body, dict) and body.get("service") == "ltm-metrics-recorder" else None
+
+
 def activity(row: dict[str, Any]) -> str:
-    """One line of what a piece is doing, for `local status`'s table (the delivery process only, so far)."""
+    """One line of what a piece is doing, for `local status`'s table (the delivery process and the recorder)."""
+    if "snapshots" in row:
+        failing = f"; last read failed: {row['recorder_error']}" if row["recorder_error"] else ""
+        return f"{row['snapshots']:,} snapshots this run, every {row['every_s']:g}s{failing}"
     if "in_flight" not in row:
         return ""
     backlog = f"{'≥ ' if row['backlog_more'] else ''}{row['backlog']:,}"

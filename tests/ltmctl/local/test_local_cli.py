@@ -47,6 +47,7 @@ def test_up_status_env_down(project_dir):
         table = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", "status"],
                               env={"COLUMNS": "300"})
         assert table.exit_code == 0 and "0/80 in flight, backlog 0" in table.stdout
+        assert rows["recorder"]["every_s"] == 10 and "snapshots this run, every 10s" in table.stdout
 
         # The emulator does not push: the ingest subscription is a pull subscription the delivery process reads.
         c = clients_for(project_dir)
