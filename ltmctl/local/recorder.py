@@ -36,6 +36,7 @@ class Recorder:
         self.api_url, self.ingest_url, self.path = api_url, ingest_url, path
         self.every_s, self.max_bytes, self.max_count = every_s, max_bytes, max_count
         self.recorded, self.last_error, self.last_at = 0, "", 0.0
+        self.held: int | None = None  # snapshots in the file; counted once, then kept track of
 
     def once(self) -> None:
         services: dict[str, history.Counts] = {}
@@ -54,7 +55,8 @@ class Recorder:
             sys.stdout.write(json.dumps({"severity": "WARNING", "message": self.last_error}) + "\n")
             sys.stdout.flush()
         if services:
-            history.append(self.path, history.Snapshot(time.time(), services), self.max_bytes, self.max_count)
+            self.held = history.append(self.path, history.Snapshot(time.time(), services), self.max_bytes,
+                                       self.max_count, self.held)
             self.recorded += 1
             self.last_at = time.time()
 

@@ -102,25 +102,25 @@ def ingest_counts(text: str) -> Counts:
 # --- the bounded file ---------------------------------------------------------------------------------------------
 
 
-def append(path: Path, snapshot: Snapshot, max_bytes: int, max_count: int) -> None:
+def append(path: Path, snapshot: Snapshot, max_bytes: int, max_count: int, count: int | None = None) -> int:
     """Add a snapshot; past either bound, rewrite the file with the newest three quarters of both (atomically:
-    a reader sees the old file or the new one)."""
+    a reader sees the old file or the new one). `count`: the snapshots the file held before, when the caller
+    keeps track (else the file is read to count them). Returns how many it holds now."""
     line = json.dumps(snapshot.as_json(), separators=(",", ":")) + "\n"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if count is None:
+        count = len(_lines(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as out:
         out.write(line)
-    size = path.stat().st_size
-    if size <= max_bytes and size <= max_count * len(line):  # cheap test first; count only when it may be over
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    if len(lines) <= max_count and size <= max_bytes:
-        return
+    count += 1
+    if count <= max_count and path.stat().st_size <= max_bytes:
+        return count
     kept: list[str] = []
     budget = max_bytes * 3 // 4
-    for entry in reversed(lines[-(max_count * 3 // 4 or 1):]):
+    for entry in reversed(_lines(path)[-max(1, max_count * 3 // 4):]):
         budget -= len(entry.encode())
-        if budget < 0:
+        if budget < 0 and kept:
             break
         kept.append(entry)
     tmp = path.with_suffix(".tmp")
@@ -128,6 +128,14 @@ def append(path: Path, snapshot: Snapshot, max_bytes: int, max_count: int) -> No
     with os.fdopen(fd, "w") as out:
         out.writelines(reversed(kept))
     os.replace(tmp, path)
+    return len(kept)
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines(keepends=True)
+    except FileNotFoundError:
+        return []
 
 
 def read(path: Path) -> list[Snapshot]:

@@ -95,8 +95,11 @@ def test_latency_of_a_window_is_the_bucket_of_its_requests_only():
 
 def test_the_file_is_bounded_in_snapshots_and_in_bytes(tmp_path):
     path = tmp_path / "history.jsonl"
+    held = None
     for i in range(200):
-        history.append(path, api(i, i, 0), max_bytes=1_000_000, max_count=40)
+        # Snapshots that grow (counters gain digits): the count bound holds whatever their size.
+        held = history.append(path, api(i, 10 ** (i // 20), 0), max_bytes=1_000_000, max_count=40, count=held)
+        assert held == len(history.read(path)) <= 40
     kept = history.read(path)
     assert 20 <= len(kept) <= 40 and kept[-1].at == 199  # the newest kept, oldest dropped
     for i in range(200, 400):
