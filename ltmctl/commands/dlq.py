@@ -126,6 +126,8 @@ def _table(letters: list) -> None:
         return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths,
                                                                                           strict=True)))
 
+    if not letters:
+        return  # the count on stderr says there are none
     ui.out.print(Text(line(heads), style="bold"), soft_wrap=False)
     for letter, row in zip(letters, rows, strict=True):
         ui.out.print(Text(line(row)), soft_wrap=False)

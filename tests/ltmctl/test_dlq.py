@@ -231,3 +231,10 @@ def test_list_shows_the_whole_reason_at_any_width(stack):
 
 def test_preview_shows_control_characters_as_escapes():
     assert dead_letters.DeadLetter("1", "", b"a\x00b\x1b[31mc", {}).preview() == "a\\x00b\\x1b[31mc"
+
+
+def test_an_empty_list_prints_no_header(capsys):
+    from ltmctl.commands.dlq import _table
+
+    _table([])
+    assert capsys.readouterr().out == ""
