@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from api_service.models import Event
+from api_service.text import cut
 
 
 def event_json(row: dict[str, Any]) -> bytes | None:
@@ -15,7 +16,7 @@ def event_json(row: dict[str, Any]) -> bytes | None:
     try:
         return Event.model_validate(row).model_dump_json().encode()
     except Exception as exc:  # noqa: BLE001 - ValidationError, PydanticSerializationError, RecursionError alike
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        reason = cut(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 200)
     try:
         return Event.model_validate({**row, "payload": None, "attributes": None,
                                      "payload_error": f"the stored payload cannot be served ({reason})"}

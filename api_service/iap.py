@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import jwt
 
+from api_service.text import cut
+
 ISSUER = "https://cloud.google.com/iap"
 HEADER = "x-goog-iap-jwt-assertion"
 ALGORITHM = "ES256"
@@ -222,7 +224,7 @@ def verify_assertion(token: str | None, keys: KeySource, audience: str,
         raise Unauthenticated("malformed assertion") from None
     # Checked before any key is touched: "none", HS256 with the public key as secret and others never get further.
     if header.get("alg") != ALGORITHM:
-        raise Unauthenticated(f"algorithm {str(header.get('alg'))[:20]!r} is not allowed; only {ALGORITHM}")
+        raise Unauthenticated(f"algorithm {cut(str(header.get('alg')), 20)!r} is not allowed; only {ALGORITHM}")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise Unauthenticated("assertion has no key id (kid)")

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from api_service.text import cut
+
 # X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1 and W3C traceparent: 00-TRACE_ID-SPAN_ID-FLAGS.
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([01]))?$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -60,7 +62,7 @@ def request_record(project: str, *, method: str, url: str, status: int, latency_
         "message": f"{method} {route} {status}" + (f": {error}" if error else ""),
         "httpRequest": {
             "requestMethod": method,
-            "requestUrl": url[:MAX_URL_CHARS],
+            "requestUrl": cut(url, MAX_URL_CHARS),
             "status": status,
             "responseSize": str(response_size),
             "latency": f"{latency_s:.6f}s",

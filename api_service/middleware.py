@@ -7,6 +7,7 @@ from typing import Any
 
 from api_service.logs import AccessLog, request_record
 from api_service.metrics import Metrics
+from api_service.text import cut
 
 # The only request headers the log reads; the IAP assertion is deliberately not among them.
 _LOGGED_HEADERS = frozenset({b"user-agent", b"x-cloud-trace-context", b"traceparent", b"x-forwarded-for"})
@@ -39,7 +40,7 @@ def client_address(forwarded_for: str, trusted_hops: int) -> str:
     if trusted_hops <= 0 or not forwarded_for:
         return ""
     entries = [part.strip() for part in forwarded_for.split(",")]
-    return entries[-min(trusted_hops, len(entries))][:64]
+    return cut(entries[-min(trusted_hops, len(entries))], 64)
 
 
 class Observe:

@@ -69,6 +69,7 @@ class Ports(_Strict):
     api: Port = 8000
     ingest_metrics: Port = 9464  # the ingest function's Prometheus endpoint (Prometheus' customary port)
     delivery: Port = 8082  # the local push delivery's status (GET /)
+    recorder: Port = 8083  # the metrics recorder's status (GET /)
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -81,8 +82,17 @@ class Ports(_Strict):
         return self
 
 
+class MetricsHistory(_Strict):
+    """The snapshots of the services' counters the local stack keeps, for `metrics --since/--until`."""
+
+    every_s: float = Field(10.0, ge=0.1, le=3600)
+    max_snapshots: int = Field(8640, ge=2)  # a day at the default interval
+    max_bytes: int = Field(8_000_000, ge=10_000)
+
+
 class LocalSettings(_Strict):
     ports: Ports = Ports()
+    metrics_history: MetricsHistory = MetricsHistory()
 
 
 class ApiSettings(_Strict):
@@ -204,7 +214,11 @@ class EnvironmentSettings(_Strict):
 
     @property
     def ports(self) -> Ports:
-        return (self.local or LocalSettings()).ports
+        return self.local_settings.ports
+
+    @property
+    def local_settings(self) -> LocalSettings:
+        return self.local or LocalSettings()
 
 
 class Config(_Strict):

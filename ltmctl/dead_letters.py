@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ltmctl.errors import BackendError
+from ltmctl.text import cut
 
 # What ingest_fn.dead_letter adds to the producer's attributes; a replay must not carry them, or the stored
 # row's `attributes` would claim an error it no longer has.
@@ -66,7 +67,9 @@ class DeadLetter:
         except UnicodeDecodeError:
             text = self.data.decode("utf-8", "backslashreplace")  # shows the bad bytes as \xff
         text = text.replace("\r", "\\r").replace("\n", "\\n")
-        return text if len(text) <= chars else text[: chars - 1] + "…"
+        # Other control characters would act on the terminal (a NUL, an escape sequence): shown as \x00.
+        text = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in text)
+        return cut(text, chars)
 
     def as_dict(self) -> dict[str, Any]:
         import base64

@@ -139,7 +139,8 @@ def _dead_letters(ctx: Context, timeout_s: float = 60.0) -> str:
     errors = Counter(d.error for d in letters)
     if errors != Counter(kind for kind, _ in INVALID_EVENTS):
         raise BackendError(f"expected {len(INVALID_EVENTS)} dead letters, found {dict(errors)}")
-    return "\n".join(f"{d.error:9} {d.error_detail}"[:150] for d in letters)
+    # Each reason whole: it is what the step is there to show (#17).
+    return "\n".join(f"{d.error:9} {d.error_detail}" for d in letters)
 
 
 def _metrics(ctx: Context) -> str:
@@ -151,9 +152,10 @@ def _metrics(ctx: Context) -> str:
     lines = []
     for route in ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}"):
         s = prometheus.summary(text, "ltm_api_request_duration_seconds", "ltm_api_requests", route=route)
-        if s["p50_s"] is not None:
-            lines.append(f"API {route}: {s['requests']:.0f} requests, p50 {s['p50_s'] * 1000:.1f} ms, "
-                         f"p99 {s['p99_s'] * 1000:.1f} ms")
+        if s["p50"] is not None:
+            # A histogram knows which bucket a percentile falls in, not its value: say so (#17).
+            lines.append(f"API {route}: {s['requests']:.0f} requests, p50 {prometheus.shown_bucket(s['p50'])}, "
+                         f"p99 {prometheus.shown_bucket(s['p99'])} (histogram buckets)")
     # What the ingest function says it did, not what was published: a row lost or stored twice shows here.
     # A delivery is counted once answered, a moment after its row is queryable: wait a little for the last ones.
     deadline = time.monotonic() + ctx.env.metrics_wait_s

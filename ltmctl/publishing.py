@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ltmctl.text import cut
+
 # Larger batches than the client's defaults (100 messages, 10 ms): far fewer round trips for bulk test data,
 # and still well under Pub/Sub's 10 MB / 1000 messages request limits.
 BATCH_MAX_MESSAGES = 1000
@@ -117,7 +119,7 @@ def from_lines(stream: IO[bytes] | IO[str], validator: Any) -> Iterator[Item]:
             yield Item(number, text, (f"not JSON: {exc.msg} at column {exc.colno}",))
             continue
         except ValueError as exc:  # deeper than the contract allows, NaN, an integer of thousands of digits
-            yield Item(number, text, (str(exc)[:300],))
+            yield Item(number, text, (cut(str(exc), 300),))
             continue
         too_large = validator.size_problem(len(text))
         yield Item(number, text, (too_large,) if too_large else tuple(validator.problems(event)))
@@ -187,7 +189,7 @@ def publish(
         if future in not_done:
             summary.failed.append((position, f"unconfirmed after {timeout_s:.0f}s"))
         elif (exc := future.exception()) is not None:
-            summary.failed.append((position, f"{type(exc).__name__}: {exc}"[:300]))
+            summary.failed.append((position, cut(f"{type(exc).__name__}: {exc}", 300)))
         else:
             summary.published += 1
             message_ids[position] = future.result()
@@ -246,7 +248,7 @@ def _publish_batched(publisher: Any, topic_path: str, items: Iterable[Item], *, 
     def settle(batch: list[Item], future: Future) -> None:
         exc = future.exception()
         if exc is not None:
-            reason = f"{type(exc).__name__}: {exc}"[:300]
+            reason = cut(f"{type(exc).__name__}: {exc}", 300)
             summary.failed.extend((item.position, reason) for item in batch)
         else:
             ids = future.result()
@@ -421,4 +423,4 @@ def _worker(index: int, env: Any, start: int, end: int, seed: int, source: str |
         results.put((index, ("ok", summary)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         ready.abort()
-        results.put((index, ("error", f"{type(exc).__name__}: {exc}"[:500])))
+        results.put((index, ("error", cut(f"{type(exc).__name__}: {exc}", 500))))

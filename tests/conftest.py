@@ -74,11 +74,11 @@ class Stack:
         return path
 
 
-def start_stack(directory: Path) -> Stack:
+def start_stack(directory: Path, text: str = TEST_CONFIG) -> Stack:
     from ltmctl import clients, config
     from ltmctl.local import stack
 
-    config_path = make_project(directory)
+    config_path = make_project(directory, text)
     resolved = config.load(config_path, "local")
     state, _ = stack.up(resolved, port_base=0)
     return Stack(resolved, state, clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint))
@@ -92,9 +92,9 @@ def stop_stack(s: Stack) -> None:
 
 
 @contextmanager
-def running_stack(directory: Path) -> Iterator[Stack]:
+def running_stack(directory: Path, text: str = TEST_CONFIG) -> Iterator[Stack]:
     """A local stack in `directory` for the duration of the block, stopped and its state removed afterwards."""
-    s = start_stack(directory)
+    s = start_stack(directory, text)
     try:
         yield s
     finally:

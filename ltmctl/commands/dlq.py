@@ -111,18 +111,41 @@ def _held_warning(held) -> None:
 
 
 def _table(letters: list) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     from ltmctl import ui
 
-    # One line per message: long details and payloads are cut with an ellipsis (--output json has them whole).
-    table = Table(expand=True)
-    for name, options in (("message id", {}), ("published", {}), ("error", {}), ("detail", {"ratio": 3}),
-                          ("original id", {}), ("bytes", {"justify": "right"}), ("data", {"ratio": 2})):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", **options)
-    for letter in letters:
-        table.add_row(*(Text(str(v or "")) for v in (
-            letter.message_id, letter.publish_time[:19].replace("T", " "), letter.error, letter.error_detail,
-            letter.original_message_id, len(letter.data), letter.preview())))
-    ui.out.print(table)
+    # The short fields on one aligned line per message; why it was refused, its data and its original id on lines
+    # of their own under it, wrapped to the terminal's width: a reason is never cut, whatever the width (#17).
+    heads = ("message id", "published (UTC)", "error", "bytes")
+    rows = [(letter.message_id, letter.publish_time[:19].replace("T", " "), letter.error or "",
+             f"{len(letter.data):,}") for letter in letters]
+    widths = [max(len(cell) for cell in column) for column in zip(heads, *rows, strict=True)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths,
+                                                                                          strict=True)))
+
+    if not letters:
+        return  # the count on stderr says there are none
+    ui.out.print(Text(line(heads), style="bold"), soft_wrap=False)
+    for letter, row in zip(letters, rows, strict=True):
+        ui.out.print(Text(line(row)), soft_wrap=False)
+        for label, value in (("reason", letter.error_detail or "—"), ("data", letter.preview()),
+                             ("original", letter.original_message_id or "—")):
+            _hanging(f"  {label:<9}", value)
+
+
+def _hanging(label: str, value: str) -> None:
+    """`label value`, the value wrapped at the terminal's width and indented under itself; a word longer than a
+    line is folded onto the next, never cut."""
+    from rich.text import Text
+
+    from ltmctl import ui
+
+    room = max(ui.out.width - len(label), 20)
+    lines = Text(value).wrap(ui.out, room, overflow="fold")
+    for i, piece in enumerate(lines):
+        piece.rstrip()
+        ui.out.print(Text.assemble((label if i == 0 else " " * len(label), "dim"), piece), soft_wrap=False,
+                     highlight=False)

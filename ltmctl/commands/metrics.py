@@ -11,16 +11,20 @@ import typer
 
 def metrics(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option(help="gcp: window start, 30m, 1h, 1d or an RFC 3339 time [1h].")] = None,
-    until: Annotated[str | None, typer.Option(help="gcp: window end, a time ago or an RFC 3339 time [now].")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Window start: 30m, 1h, 1d or an RFC 3339 time [gcp: 1h; local: totals since `local up`].")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end, a time ago or an RFC 3339 time [now].")] = None,
     step: Annotated[str | None, typer.Option(
-        help="gcp: alignment period, at least 1m [1m]; local: seconds between --watch refreshes [5s].")] = None,
+        help="gcp: alignment period, at least 1m [1m]; local: a window's step [the recorder's interval], or "
+             "seconds between --watch refreshes [5s].")] = None,
     watch: Annotated[bool, typer.Option(help="Refresh in place every --step.")] = False,
     output: Annotated[Literal["table", "json"], typer.Option("--output", "-o", help="table or json.")] = "table",
     png: Annotated[Path | None, typer.Option(help="Also draw latency and error rate over time to this PNG.")] = None,
 ) -> None:
     """API p50/p95/p99 latency, request rate, 4xx/5xx rates, Pub/Sub and ingest figures, coloured against the SLOs:
-    from Cloud Monitoring in a gcp environment, from the services' /metrics endpoints on the local stack.
+    from Cloud Monitoring in a gcp environment, from the services' /metrics endpoints on the local stack (over a
+    window: from the snapshots its recorder keeps). Latency percentiles come from histogram buckets and say so:
+    ≤ the bucket's upper bound locally, ≈ Cloud Monitoring's interpolation on gcp.
 
     Several environments (--env 'prod-*' or dev,prod): one row each, worst first (errors, then SLO breaches, then
     ok); exit 0 when all are ok, 1 when any breaches, 4 when any could not be read.
@@ -85,13 +89,19 @@ def _png(path: Path | None, times: list[Any], series: dict[str, list[float | Non
 def _table(rows: list[tuple[Any, list[float | None]]], title: str | None = None) -> Any:
     from rich.table import Table
 
-    from ltmctl.metrics.figures import sparkline
+    from ltmctl.metrics.figures import ESTIMATE_SIGNS, INTERPOLATED, sparkline
 
     table = Table("metric", "value", "trend", "slo", title=title)
     colours = {"ok": "green", "breach": "red", "info": "white"}
     for row, trend in rows:
         if row.value is None:
             shown = "—"
+        elif row.estimate:
+            # Never a bare number: say it comes from buckets, and what the sign means in README (#17).
+            sign = ESTIMATE_SIGNS[row.estimate]
+            how = "interpolated" if row.estimate == INTERPOLATED else "bucket"
+            number = f"{row.value:,.1f}" if row.estimate == INTERPOLATED else f"{row.value:,g}"  # a bound: as is
+            shown = f"{sign} {number} {row.unit} [dim]({how})[/dim]"
         elif row.unit == "%":
             shown = f"{row.value * 100:.2f} %"
         elif row.unit in ("", "s") and row.value == int(row.value):

@@ -73,9 +73,11 @@ def confirm(yes: bool, action: str, question: str) -> None:
 
 
 def _fields(fields: dict[str, Any]) -> str:
+    from ltmctl.text import cut
+
     def short(value: Any) -> str:
         text = repr(value) if not isinstance(value, tuple | list) else f"[{len(value)} items]"
-        return text if len(text) <= 40 else text[:37] + "…"
+        return cut(text, 40)
 
     return ", ".join(f"{name}: {short(v['actual'])} → {short(v['desired'])}" for name, v in fields.items())
 

@@ -50,8 +50,16 @@ class LocalEnvironment(Environment):
         from ltmctl.metrics.scrape import StackSource
 
         if since or until:
-            raise UsageError("The local stack's counters run from its start; --since and --until apply to a gcp "
-                             "environment.", hint="Drop them, or choose a gcp environment with --env NAME.")
+            from ltmctl.metrics.cloud_monitoring import window
+            from ltmctl.metrics.local_window import WindowSource
+
+            window(since or "1h", until)  # a bad window fails before the stack is looked for
+            step_s = parse_duration(step) if step else None
+            if step_s is not None and step_s < 1:
+                raise UsageError("--step must be at least 1s for a window on the local stack.")
+            yield WindowSource(self.state(), self.resolved, since or "1h", until,
+                               None if step_s is None else round(step_s))
+            return
         refresh = parse_duration(step) if step else 5.0
         if refresh < 0.5:
             raise UsageError("--step must be at least 0.5s on the local stack.")
@@ -60,12 +68,17 @@ class LocalEnvironment(Environment):
     def figures(self, start: Any, end: Any, step_s: int) -> list[Any]:
         from datetime import datetime
 
-        from ltmctl.metrics import scrape
+        from ltmctl.metrics.local_window import WindowSource, report
 
-        # The stack's counters run from its start: the window does not apply (the row says since when).
-        state = self.state()
-        return scrape.rows(scrape.snapshot(state), None, datetime.fromisoformat(state.started_at).timestamp(),
-                           self.resolved.env.slo)
+        # The window from the snapshots the stack's recorder keeps, as Cloud Monitoring gives it in GCP.
+        source = WindowSource(self.state(), self.resolved, "1h", None, step_s)
+        # A live read is the last snapshot; a window that ends earlier leaves it out.
+        snapshots = source.snapshots()
+        if end >= snapshots[-1].at - 60 and end.timestamp() < snapshots[-1].at:
+            end = datetime.fromtimestamp(snapshots[-1].at, end.tzinfo)  # "now" was a moment before the live read
+        got, _ = report(snapshots, start, end, step_s, self.project, self.resolved.env.slo, source.started,
+                        source.slack)
+        return [figure.row() for figure in got.figures]
 
     def logs(self, service: str, since: str | None, follow: bool, min_severity: str | None) -> Iterator[Any]:
         from ltmctl.logs import files

@@ -14,6 +14,7 @@ from typing import Any
 
 from ltmctl.fleet import rows as fleet_rows
 from ltmctl.fleet.runner import Unit, per_env, run
+from ltmctl.metrics.figures import ABOVE_BUCKETS, UPPER_BOUND
 
 # Figures the environment's `slo` settings judge, as `ltmctl metrics` judges them for one environment.
 OBJECTIVES = {"api latency p99": "latency_p99_ms", "api 5xx rate": "error_rate",
@@ -25,17 +26,25 @@ COLUMNS = {"p50_ms": "api latency p50", "p99_ms": "api latency p99", "rate_4xx":
 DEAD_LETTERS = ("pubsub dead-lettered", "ingest dead-lettered")
 
 
-def row(resolved: Any, values: dict[str, float | None]) -> dict[str, Any]:
-    """An environment's row from its figures (name -> value; None: no data in the window)."""
+def row(resolved: Any, values: dict[str, float | None], rows: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An environment's row from its figures (name -> value; None: no data in the window), and the figures' rows
+    (name -> `Row`) where they say how a latency was estimated."""
+    rows = rows or {}
     out = fleet_rows.base(resolved)
     out.update({field: values.get(name) for field, name in COLUMNS.items()})
+    for field in ("p50", "p99"):
+        got = rows.get(f"api latency {field}")
+        out[f"{field}_estimate"] = got.estimate if got is not None else None
     dead = [values[name] for name in DEAD_LETTERS if values.get(name) is not None]
     out["dead_letters"] = sum(dead) if dead else None  # type: ignore[arg-type]
     slo = resolved.env.slo
     breached = []
     for name, objective in OBJECTIVES.items():
         value, limit = values.get(name), getattr(slo, objective)
-        if value is not None and value > limit:
+        # A bucket's upper bound over the objective says the figure may be over it, not that it is: the figure's
+        # own judgement (over only when the whole bucket is) decides.
+        bucketed = name in rows and rows[name].estimate in (UPPER_BOUND, ABOVE_BUCKETS)
+        if value is not None and (rows[name].status == "breach" if bucketed else value > limit):
             breached.append({"figure": name, "objective": objective, "value": value, "limit": limit,
                              "over": value / limit if limit else float("inf")})
     breached.sort(key=lambda b: -b["over"])
@@ -51,6 +60,10 @@ def row(resolved: Any, values: dict[str, float | None]) -> dict[str, Any]:
     return out
 
 
+def _row_of(resolved: Any, figures: list[Any]) -> dict[str, Any]:
+    return row(resolved, {f.name: f.value for f in figures}, {f.name: f for f in figures})
+
+
 def collect(envs: list[Any], start: datetime, end: datetime, step_s: int, *,
             on_done: Callable[[int, int], None] | None = None, debug: bool = False) -> list[dict[str, Any]]:
     """Every environment's row, worst first."""
@@ -63,7 +76,7 @@ def collect(envs: list[Any], start: datetime, end: datetime, step_s: int, *,
         scope = opened[resolved.name].metrics_scope
         (scopes.setdefault(scope, []) if scope else alone).append(resolved)
     clients = _Clients(next(iter(scopes.values()))[0].env.project) if scopes else None
-    units = per_env(alone, lambda r: row(r, {f.name: f.value for f in opened[r.name].figures(start, end, step_s)}))
+    units = per_env(alone, lambda r: _row_of(r, opened[r.name].figures(start, end, step_s)))
     units += [Unit(group, lambda s=s, g=group: _scope_rows(clients, s, g, start, end, step_s))
               for s, group in scopes.items()]
     try:
@@ -83,8 +96,8 @@ def _scope_rows(clients: _Clients, scoping: str, envs: list[Any], start: datetim
         reports = scope.reports(clients.monitoring(), scoping, envs, start, end, step_s)
     out = {}
     for resolved in envs:
-        figures = {f.name: f.value for f in reports[resolved.name].figures}
-        out[resolved.name] = row(resolved, figures) | {"metrics_scope": scoping}
+        out[resolved.name] = _row_of(resolved, [f.row() for f in reports[resolved.name].figures]) | {
+            "metrics_scope": scoping}
     return out
 
 

@@ -56,13 +56,22 @@ def number(value: float | None, unit: str = "", digits: int = 0) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def latency(value: float | None, estimate: str | None) -> str:
+    """A latency percentile with the sign of how it was estimated from buckets (≤ a bucket's bound, ≈ interpolated)."""
+    from ltmctl.metrics.figures import ESTIMATE_SIGNS
+
+    if value is None or estimate is None:
+        return number(value, " ms", 1)
+    return f"{ESTIMATE_SIGNS[estimate]} {value:,.1f} ms"
+
+
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.2f}%"
 
 
 METRICS_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-    ("p50", lambda r: number(r["p50_ms"], " ms", 1)),
-    ("p99", lambda r: number(r["p99_ms"], " ms", 1)),
+    ("p50", lambda r: latency(r["p50_ms"], r.get("p50_estimate"))),
+    ("p99", lambda r: latency(r["p99_ms"], r.get("p99_estimate"))),
     ("4xx", lambda r: percent(r["rate_4xx"])),
     ("5xx", lambda r: percent(r["rate_5xx"])),
     ("backlog", lambda r: number(r["backlog"])),
@@ -85,6 +94,8 @@ VERIFY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 
 def metrics_detail(row: dict[str, Any]) -> str:
     """Which objectives an environment breaches, worst first."""
+    from ltmctl.metrics.figures import ESTIMATE_SIGNS
+
     units = {"latency_p99_ms": " ms", "oldest_unacked_s": " s"}
     parts = []
     for b in row.get("breached", []):
@@ -92,7 +103,9 @@ def metrics_detail(row: dict[str, Any]) -> str:
             parts.append(f"{b['figure']} {b['value'] * 100:.2f}% > {b['limit'] * 100:g}%")
         else:
             unit = units[b["objective"]]
-            parts.append(f"{b['figure']} {b['value']:,.0f}{unit} > {b['limit']:g}{unit}")
+            sign = {"api latency p99": row.get("p99_estimate")}.get(b["figure"])
+            shown = f"{ESTIMATE_SIGNS[sign]} " if sign else ""
+            parts.append(f"{b['figure']} {shown}{b['value']:,.0f}{unit} > {b['limit']:g}{unit}")
     return "; ".join(parts)
 
 

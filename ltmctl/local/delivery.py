@@ -36,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from ltmctl.text import cut
+
 SERVICE = "ltm-delivery"  # what `GET /` names itself as: the stack's health check tells it from other pieces
 HOLD_FACTOR = 4  # messages held (leased) per request slot: the next ones are at hand as soon as a slot frees
 HOLD_BYTES = 64 * 1024 * 1024  # and at most this much message data, as the client's flow control bounds it
@@ -260,8 +262,8 @@ class Delivery:
 
     def _error(self, text: str) -> None:
         with self._lock:
-            self.figures.last_error, self.figures.last_error_at = text[:300], time.monotonic()
-        sys.stdout.write(json.dumps({"severity": "WARNING", "message": text[:2000]}) + "\n")
+            self.figures.last_error, self.figures.last_error_at = cut(text, 300), time.monotonic()
+        sys.stdout.write(json.dumps({"severity": "WARNING", "message": cut(text, 2000)}) + "\n")
         sys.stdout.flush()
 
     # -- stopping and reporting ------------------------------------------------------------------------------

@@ -77,8 +77,18 @@ class DeliverySettings:
     max_backoff_s: int
 
 
+@dataclass(frozen=True)
+class Recording:
+    """Where and how often the metrics recorder keeps snapshots of the services' counters, and its bounds."""
+
+    file: Path
+    every_s: float
+    max_bytes: int
+    max_snapshots: int
+
+
 def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: dict[str, str],
-           jwks_file: Path, delivery: DeliverySettings) -> list[Piece]:
+           jwks_file: Path, delivery: DeliverySettings, recording: Recording) -> list[Piece]:
     """pipeline_env: LTM_* settings for the services (dataset, table, topics)."""
     for module in ("bqemulator", "functions_framework", "duckdb_extensions", "uvicorn", "fastapi", "jwt"):
         _require(module)
@@ -124,6 +134,15 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
             "/healthz",
             # The app writes its own structured request log; uvicorn's access log would repeat it.
             {**service_env, "LTM_IAP_AUDIENCE": local_audience(project), "LTM_IAP_JWKS_FILE": str(jwks_file)},
+        ),
+        # After the services it reads; it holds nothing, so its place when stopping does not matter.
+        Piece(
+            "recorder", ports["recorder"],
+            [py, "-m", "ltmctl.local.recorder", "--api", f"http://127.0.0.1:{ports['api']}/metrics",
+             "--ingest", f"http://127.0.0.1:{ports['ingest_metrics']}/metrics", "--file", str(recording.file),
+             "--every", str(recording.every_s), "--max-bytes", str(recording.max_bytes),
+             "--max-snapshots", str(recording.max_snapshots), "--port", str(ports["recorder"])],
+            "/",
         ),
         # Last, so `down` stops it first: nothing is delivered to a function that is being stopped.
         Piece(

@@ -14,10 +14,10 @@ from typing import Any
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
 from ltmctl.local import client_env, processes
-from ltmctl.local.pieces import DeliverySettings, Piece, pieces
+from ltmctl.local.pieces import DeliverySettings, Piece, Recording, pieces
 from ltmctl.local.processes import Proc
 
-PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics", "delivery")
+PORT_NAMES = ("pubsub", "bigquery", "bigquery_grpc", "ingest", "api", "ingest_metrics", "delivery", "recorder")
 HEALTH_TIMEOUT_S = 90.0
 
 Report = Callable[[str, str], None]  # (piece, what happened)
@@ -203,6 +203,8 @@ IDENTITY: dict[str, tuple[str, Callable[[int, bytes], bool]]] = {
     # The delivery process's figures name it.
     "delivery": ("/", lambda status, body: status == 200 and isinstance(_json(body), dict)
                  and _json(body).get("service") == "ltm-delivery"),
+    "recorder": ("/", lambda status, body: status == 200 and isinstance(_json(body), dict)
+                 and _json(body).get("service") == "ltm-metrics-recorder"),
 }
 
 
@@ -256,7 +258,11 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
         for p in state.pieces.values()
     ]
     figures = delivery_figures(state)
+    recording = _recorder_figures(state)
     for row in rows:
+        if row["piece"] == "recorder" and recording is not None:
+            row.update(snapshots=recording["recorded"], every_s=recording["every_s"],
+                       recorder_error=recording["last_error"])
         if row["piece"] == "delivery" and figures is not None:
             # backlog: pulled and not yet sent, plus nacked and due back; "more" when the emulator may hold more
             row.update(in_flight=figures["in_flight"], backlog=figures["waiting"] + figures["retrying"],
@@ -265,8 +271,20 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
     return rows
 
 
+def _recorder_figures(state: StackState) -> dict[str, Any] | None:
+    piece = state.pieces.get("recorder")
+    if piece is None or not processes.alive(piece.proc):
+        return None
+    answer = _http_get(piece.url + "/", timeout=2.0)
+    body = _json(answer[1]) if answer is not None and answer[0] == 200 else None
+    return body if isinstance(body, dict) and body.get("service") == "ltm-metrics-recorder" else None
+
+
 def activity(row: dict[str, Any]) -> str:
-    """One line of what a piece is doing, for `local status`'s table (the delivery process only, so far)."""
+    """One line of what a piece is doing, for `local status`'s table (the delivery process and the recorder)."""
+    if "snapshots" in row:
+        failing = f"; last read failed: {row['recorder_error']}" if row["recorder_error"] else ""
+        return f"{row['snapshots']:,} snapshots this run, every {row['every_s']:g}s{failing}"
     if "in_flight" not in row:
         return ""
     backlog = f"{'≥ ' if row['backlog_more'] else ''}{row['backlog']:,}"
@@ -467,13 +485,15 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
         # --port-base 0 means "any free ports": the ones the stack has are as good as any.
         ports = _complete(existing.ports) if port_base in (None, 0) else choose_ports(resolved, port_base)
         running = [p.name for p in existing.pieces.values() if processes.alive(p.proc)]
-        if running and ports != existing.ports:
+        # A piece newer than the stack (the recorder) gets a port of its own; the running ones keep theirs.
+        if running and any(ports.get(name) != port for name, port in existing.ports.items()):
             raise UsageError(
                 f"The local stack runs on other ports ({_port_list(existing.ports)}); moving it would restart "
                 "the Pub/Sub emulator and lose the messages it holds.",
                 hint="Run `ltmctl local up` without --port-base to keep its ports, or `ltmctl local down` first "
                      "(it waits for waiting messages to be stored) and then `up --port-base N`.")
         if running:
+            existing.ports = ports
             return _repair(resolved, existing, report)
         if "pubsub" in existing.pieces:
             report("warning", "The Pub/Sub emulator of the earlier run had died. " + PUBSUB_LOSS)
@@ -601,8 +621,15 @@ def _wanted(resolved: Resolved, ports: dict[str, int]) -> list[Piece]:
     p = resolved.pipeline
     delivery = DeliverySettings(f"projects/{resolved.env.project}/subscriptions/{p.subscription}",
                                 resolved.env.ingest.concurrency, p.ack_deadline_s, p.retry.maximum_backoff_s)
+    h = resolved.env.local_settings.metrics_history
+    recording = Recording(history_file(resolved), h.every_s, h.max_bytes, h.max_snapshots)
     return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file,
-                  delivery)
+                  delivery, recording)
+
+
+def history_file(resolved: Resolved) -> Path:
+    """Where the stack's recorder keeps its metrics snapshots (`metrics --since/--until`)."""
+    return resolved.state_dir / "metrics" / "history.jsonl"
 
 
 def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> PieceState:

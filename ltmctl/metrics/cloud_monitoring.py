@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ltmctl.metrics.figures import Row, Source, View
+from ltmctl.metrics.figures import INTERPOLATED, Row, Source, View
 
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"  # DELTA DISTRIBUTION, milliseconds
 REQUEST_COUNT = "run.googleapis.com/request_count"  # DELTA INT64, labels response_code, response_code_class
@@ -114,12 +114,14 @@ class Figure:
     value: float | None  # the newest step that has data, or the window's total for counts
     status: str  # ok | breach | info
     series: list[float | None]  # one value per step, oldest first
+    estimate: str | None = None  # how a latency percentile was had (ltmctl.metrics.figures.ESTIMATE_SIGNS)
 
     def row(self) -> Row:
-        return Row(self.name, self.value, self.unit, self.status)
+        return Row(self.name, self.value, self.unit, self.status, self.estimate)
 
     def as_dict(self, times: list[datetime]) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "value": self.value, "status": self.status,
+                "estimate": self.estimate,
                 "series": [{"time": t.isoformat(), "value": v} for t, v in zip(times, self.series, strict=True)]}
 
 
@@ -223,9 +225,10 @@ def _service_figures(short: str, answers: dict[str, list[dict[str, Any]]], slo: 
     return [
         # The ingest service's requests are Pub/Sub's pushes: what the local stack calls received.
         Figure("api requests/s" if short == "api" else "ingest received/s", "/s", current_rate, "info", total),
-        Figure(f"{short} latency p50", "ms", _latest(latency[50]), "info", latency[50]),
-        Figure(f"{short} latency p95", "ms", _latest(latency[95]), "info", latency[95]),
-        Figure(f"{short} latency p99", "ms", p99, _over(p99, slo.latency_p99_ms), latency[99]),
+        # REDUCE_PERCENTILE_* interpolates inside the buckets of Cloud Run's latency distributions.
+        Figure(f"{short} latency p50", "ms", _latest(latency[50]), "info", latency[50], INTERPOLATED),
+        Figure(f"{short} latency p95", "ms", _latest(latency[95]), "info", latency[95], INTERPOLATED),
+        Figure(f"{short} latency p99", "ms", p99, _over(p99, slo.latency_p99_ms), latency[99], INTERPOLATED),
         Figure(f"{short} 4xx rate", "%", _latest(rate_4xx), "info", rate_4xx),
         Figure(f"{short} 5xx rate", "%", share_5xx, _over(share_5xx, slo.error_rate), rate_5xx),
         Figure(f"{short} instances", "", _latest(instances), "info", instances),

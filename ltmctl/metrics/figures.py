@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# How a latency figure was had from a histogram, and the sign it is shown with (#17): a percentile of bucketed
+# latencies is never a measurement, and must not read like one.
+UPPER_BOUND = "bucket upper bound"  # the value is the upper bound of the bucket that holds the percentile
+ABOVE_BUCKETS = "above the last bucket"  # the value is the last finite bound; the percentile is past it
+INTERPOLATED = "interpolated from buckets"  # Cloud Monitoring's percentile reducer interpolates inside a bucket
+ESTIMATE_SIGNS = {UPPER_BOUND: "≤", ABOVE_BUCKETS: ">", INTERPOLATED: "≈"}
+
 
 @dataclass(frozen=True)
 class Row:
@@ -14,6 +21,21 @@ class Row:
     value: float | None
     unit: str
     status: str  # ok | breach | info
+    estimate: str | None = None  # None: counted; else one of ESTIMATE_SIGNS' keys
+
+
+def bucket_row(name: str, bounds: tuple[float, float] | None, limit_ms: float | None = None) -> Row:
+    """A latency percentile (bounds in seconds) as a row in ms: the bucket's upper bound, marked as such; judged
+    against `limit_ms` only where the bucket decides it (all of it under the objective, or all of it over)."""
+    if bounds is None:
+        return Row(name, None, "ms", "info")
+    lower, upper = bounds[0] * 1000, bounds[1] * 1000
+    status = "info"
+    if limit_ms is not None:
+        status = "ok" if upper <= limit_ms else ("breach" if lower >= limit_ms else "info")
+    if upper == float("inf"):
+        return Row(name, lower, "ms", status, ABOVE_BUCKETS)
+    return Row(name, upper, "ms", status, UPPER_BOUND)
 
 
 @dataclass

@@ -44,11 +44,35 @@ def quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
     return lower_bound
 
 
+def bucket_of(q: float, cumulative: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(lower, upper] bounds of the bucket that holds rank q·count: all a histogram knows of a quantile. With one
+    request between 50 and 100 ms, quantile() says p50 75 ms and p99 99.5 ms; this says (50, 100] for both."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    rank = q * cumulative[-1][1]
+    lower = 0.0
+    for bound, cum in cumulative:
+        if cum >= rank and cum > 0:
+            return lower, bound
+        lower = bound
+    return lower, float("inf")
+
+
+def shown_bucket(bounds: tuple[float, float] | None, scale: float = 1000.0, unit: str = "ms") -> str:
+    """`≤ 100 ms`, or `> 30000 ms` past the last finite bucket, or `—`."""
+    if bounds is None:
+        return "—"
+    lower, upper = bounds
+    if upper == float("inf"):
+        return f"> {lower * scale:g} {unit}"
+    return f"≤ {upper * scale:g} {unit}"
+
+
 def summary(text: str, histogram: str, counter: str, **match: str) -> dict[str, Any]:
     samples = parse(text)
     cumulative = buckets(samples, histogram, **match)
     return {
         "requests": total(samples, f"{counter}_total", **match),
-        "p50_s": quantile(0.5, cumulative),
-        "p99_s": quantile(0.99, cumulative),
+        "p50": bucket_of(0.5, cumulative),
+        "p99": bucket_of(0.99, cumulative),
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 from ltmctl.errors import BackendError
 from ltmctl.metrics import prometheus
-from ltmctl.metrics.figures import Row, Source, View
+from ltmctl.metrics.figures import ABOVE_BUCKETS, UPPER_BOUND, Row, Source, View, bucket_row
 
 DATA_ROUTES = ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_department}")
 
@@ -19,9 +19,18 @@ DATA_ROUTES = ("/get_data/{action_id}:{user_email}", "/app_info/{app_id}:{app_de
 class ApiFigures:
     requests: float = 0.0
     by_class: dict[str, float] = field(default_factory=dict)  # "2xx" -> count
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
+    # Bounds in seconds of the histogram bucket each percentile falls in: all the histogram knows of it.
+    p50: tuple[float, float] | None = None
+    p95: tuple[float, float] | None = None
+    p99: tuple[float, float] | None = None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return _shown_ms(self.p50)
+
+    @property
+    def p99_ms(self) -> float | None:
+        return _shown_ms(self.p99)
 
     @property
     def rate_4xx(self) -> float:
@@ -30,6 +39,13 @@ class ApiFigures:
     @property
     def rate_5xx(self) -> float:
         return self.by_class.get("5xx", 0.0) / self.requests if self.requests else 0.0
+
+
+def _shown_ms(bounds: tuple[float, float] | None) -> float | None:
+    """The value a latency row shows: the bucket's upper bound, or past the last bucket its lower one."""
+    if bounds is None:
+        return None
+    return (bounds[0] if bounds[1] == float("inf") else bounds[1]) * 1000
 
 
 @dataclass
@@ -53,6 +69,14 @@ class Snapshot:
 
     def as_dict(self) -> dict[str, Any]:
         api = asdict(self.api) | {"rate_4xx": self.api.rate_4xx, "rate_5xx": self.api.rate_5xx}
+        for name in ("p50", "p95", "p99"):
+            # JSON has no infinity: a bucket past the last bound is open (null) at the top.
+            bounds = api.pop(name)
+            api[f"{name}_ms"] = _shown_ms(bounds)
+            api[f"{name}_bucket_ms"] = None if bounds is None else [
+                bounds[0] * 1000, None if bounds[1] == float("inf") else bounds[1] * 1000]
+            api[f"{name}_estimate"] = None if bounds is None else (
+                ABOVE_BUCKETS if bounds[1] == float("inf") else UPPER_BOUND)
         ingest = None if self.ingest is None else asdict(self.ingest) | {"received": self.ingest.received}
         return {"time": datetime.fromtimestamp(self.taken_at).astimezone().isoformat(timespec="seconds"),
                 "api": api, "ingest": ingest}
@@ -71,9 +95,8 @@ def reduce_api(text: str, routes: tuple[str, ...] = DATA_ROUTES) -> ApiFigures:
         for bound, count in prometheus.buckets(samples, "ltm_api_request_duration_seconds", route=route):
             cumulative[bound] = cumulative.get(bound, 0.0) + count
     ordered = sorted(cumulative.items())
-    for q, attr in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
-        value = prometheus.quantile(q, ordered)
-        setattr(figures, attr, None if value is None else value * 1000)
+    for q, attr in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        setattr(figures, attr, prometheus.bucket_of(q, ordered))
     return figures
 
 
@@ -110,6 +133,16 @@ def snapshot(state: Any) -> Snapshot:
     return Snapshot(time.time(), api, ingest)
 
 
+def raw_snapshot(state: Any) -> Any:
+    """Both endpoints' cumulative counters now, as the recorder keeps them (`ltmctl.metrics.history`)."""
+    from ltmctl.metrics import history
+
+    services = {"api": history.api_counts(_get(state.api_url + "/metrics"))}
+    if state.ingest_metrics_url:
+        services["ingest"] = history.ingest_counts(_get(state.ingest_metrics_url))
+    return history.Snapshot(time.time(), services)
+
+
 def rate(before: Snapshot, after: Snapshot, pick: Any) -> float:
     """Per-second rate of a counter between two snapshots."""
     elapsed = after.taken_at - before.taken_at
@@ -121,12 +154,11 @@ def rows(current: Snapshot, previous: Snapshot | None, started_at: float, slo: A
     since = previous or Snapshot(started_at, ApiFigures(), IngestFigures() if current.ingest else None)
     api = current.api
     request_rate = rate(since, current, lambda s: s.api.requests)
-    p99_status = "info" if api.p99_ms is None else ("breach" if api.p99_ms > slo.latency_p99_ms else "ok")
     out = [
         Row("api requests/s", request_rate, "/s", "info"),
-        Row("api latency p50", api.p50_ms, "ms", "info"),
-        Row("api latency p95", api.p95_ms, "ms", "info"),
-        Row("api latency p99", api.p99_ms, "ms", p99_status),
+        bucket_row("api latency p50", api.p50),
+        bucket_row("api latency p95", api.p95),
+        bucket_row("api latency p99", api.p99, slo.latency_p99_ms),
         Row("api 4xx rate", api.rate_4xx, "%", "info"),
         Row("api 5xx rate", api.rate_5xx, "%", "breach" if api.rate_5xx > slo.error_rate else "ok"),
     ]

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ltmctl.text import cut
+
 APP_ID = "ltm-verify"  # reserved: every event verify publishes carries it (README, "ltmctl verify")
 DEPARTMENT = "verify"
 RUN_ATTRIBUTE = "ltm_verify_run"
@@ -112,7 +114,7 @@ def _describe(answer: Answer) -> str:
     if answer.status is None:
         return f"no answer ({answer.detail})"
     body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
-    text = f"HTTP {answer.status} {body[:160]}"
+    text = f"HTTP {answer.status} {cut(body, 160)}"
     return text + (f" → {answer.detail}" if answer.detail else "")
 
 
@@ -232,7 +234,7 @@ def check_dead_letter(run: Run) -> str:
                 "delivery attempts (bigquery mode: no reason)")
     if not letter.get("error"):
         raise CheckFailed(f"dead letter carries no reason: attributes {sorted(letter)}")
-    return f"invalid event dead-lettered: {letter['error']}: {letter.get('error_detail', '')[:80]}"
+    return f"invalid event dead-lettered: {letter['error']}: {cut(letter.get('error_detail', ''), 80)}"
 
 
 def _requests(run: Run) -> float | None:

@@ -70,7 +70,9 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
         assert "→ 200" in out and "without an assertion → 401" in out
         for error in ("not_json", "not_utf8", "schema", "too_large"):
             assert error in out
-        assert "p99" in out
+        # Latency as the histogram bucket it falls in, said so; every dead-letter reason whole (#17).
+        assert re.search(r"p50 (≤|>) [\d.]+ ms, p99 (≤|>) [\d.]+ ms \(histogram buckets\)", out), out
+        assert "user_email: does not match the contract pattern ^[!-.0-?A-~]+@[!-.0-?A-~]+\\.[!-.0-?A-~]+$" in out
         assert out.count("✓") == 0 and result.stderr.count("✓") == 7
         assert not state_file.exists()  # stopped, as it started it
         # Its ingest line is the ingest function's own count; the table, read again after a restart, agrees.

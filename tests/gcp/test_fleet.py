@@ -45,6 +45,8 @@ def test_one_command_answers_for_fifty_environments_worst_first(fleet, fake):
 
     worst = rows[1]
     assert worst["p99_ms"] == pytest.approx(950.0) and worst["rate_5xx"] == pytest.approx(0.06)
+    # Cloud Monitoring interpolates its percentiles inside buckets: the row says so, as `metrics` does for one.
+    assert (worst["p50_estimate"], worst["p99_estimate"]) == ("interpolated from buckets",) * 2
     assert worst["metrics_scope"] == fs.SCOPING
     assert [(b["figure"], b["objective"], b["limit"]) for b in worst["breached"]] == [
         ("api 5xx rate", "error_rate", 0.01), ("api latency p99", "latency_p99_ms", 500)]  # 6 times over, then 1.9

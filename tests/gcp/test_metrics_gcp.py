@@ -145,6 +145,8 @@ def test_latency_percentiles_come_from_merged_distributions_not_averaged_percent
     # An average of the revisions' own p99s would say (9.9 + 995) / 2 ≈ 502 ms.
     assert abs(got["api latency p99"]["value"] - (9.9 + 995) / 2) > 400
     assert got["api latency p99"]["status"] == "breach"  # objective 500 ms
+    assert {got[f"api latency p{pct}"]["estimate"] for pct in (50, 95, 99)} == {"interpolated from buckets"}
+    assert got["api requests/s"]["estimate"] is None  # a count is not an estimate
     # Two steps earlier: 20 requests in [10, 20): p50 = 10 + 10 · 10/20.
     series = [p["value"] for p in got["api latency p50"]["series"]]
     assert len(series) == 5 and series[-3] == pytest.approx(15.0) and series[-2] is None
@@ -218,7 +220,8 @@ def test_table_shows_values_trends_and_objectives(ltmctl, monitoring):
     result = ltmctl("metrics", *WINDOW)
     assert result.exit_code == 0, result.output
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
-    assert "950.0 ms" in lines["api latency p99"] and "over" in lines["api latency p99"]
+    # Cloud Monitoring's percentile of bucketed distributions: interpolated, and shown as such (#17).
+    assert "≈ 950.0 ms (interpolated)" in lines["api latency p99"] and "over" in lines["api latency p99"]
     assert "3.85 %" in lines["api 5xx rate"]
     assert "ok" in lines["ingest 5xx rate"]
     assert "420 s" in lines["pubsub oldest unacked"]
@@ -251,7 +254,7 @@ def test_bad_windows_are_usage_errors(ltmctl, fake):
     assert ltmctl("metrics", "--step", "30s").exit_code == 2
     assert ltmctl("metrics", "--since", "1h", "--until", "2h").exit_code == 2
     assert ltmctl("metrics", "--watch", "--until", "1h").exit_code == 2
-    assert ltmctl("metrics", "--since", "1h", env="local").exit_code == 2
+    assert ltmctl("metrics", "--since", "1h", "--until", "2h", env="local").exit_code == 2
     assert not fake.requests
 
 

@@ -187,3 +187,54 @@ def test_preview_is_short_and_shows_bytes_that_are_not_text():
     assert long == "a\\nbbbbbb…" and len(long) == 10
     policy = dead_letters.DeadLetter("1", "", b"", {"CloudPubSubDeadLetterSourceDeliveryCount": "5"})
     assert policy.error == "delivery_attempts_exhausted" and "5 delivery attempts" in policy.error_detail
+
+
+def _reasons_as_shown(text: str, message_id: str) -> str:
+    """The reason under `message_id`'s line of `dlq list`, its wrapped lines joined again."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [message_id])
+    block = []
+    for line in lines[start + 1:]:
+        if not line.startswith(" "):
+            break
+        block.append(line)
+    reason = next(i for i, line in enumerate(block) if line.split()[:1] == ["reason"])
+    indent = len(block[reason]) - len(block[reason].split(None, 1)[1])
+    joined = [block[reason][indent:]]
+    for line in block[reason + 1:]:
+        if line[:indent].strip():  # the next label
+            break
+        joined.append(line[indent:])
+    return " ".join(part.strip() for part in joined)
+
+
+def test_list_shows_the_whole_reason_at_any_width(stack):
+    import os
+    import subprocess
+    import sys
+
+    marker = uuid.uuid4().hex
+    # Four missing fields and a pattern: a reason of about 200 characters, longer than any terminal line here.
+    publish(stack, stack.topic_path, json.dumps({"action_id": "only", "user_email": "nobody"}).encode(),
+            marker=marker)
+    [letter] = marked(wait_listed(stack, lambda ls: len(marked(ls, marker)) == 1, "the dead letter"), marker)
+    reason = letter["error_detail"]
+    assert len(reason) > 150, reason
+    for width in (60, 80, 200):
+        shown = subprocess.run([sys.executable, "-m", "ltmctl", "--config", str(stack.resolved.path), "dlq", "list",
+                                "--limit", "1000"], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "COLUMNS": str(width)})
+        assert shown.returncode == 0, shown.stderr
+        assert max(len(line) for line in shown.stdout.splitlines()) <= width
+        assert _reasons_as_shown(shown.stdout, letter["message_id"]) == reason, (width, shown.stdout)
+
+
+def test_preview_shows_control_characters_as_escapes():
+    assert dead_letters.DeadLetter("1", "", b"a\x00b\x1b[31mc", {}).preview() == "a\\x00b\\x1b[31mc"
+
+
+def test_an_empty_list_prints_no_header(capsys):
+    from ltmctl.commands.dlq import _table
+
+    _table([])
+    assert capsys.readouterr().out == ""

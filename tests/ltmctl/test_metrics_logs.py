@@ -89,11 +89,13 @@ def test_rates_and_ingest_outcomes_from_the_endpoints(stack):
 
 def test_sparkline_and_slo_rows():
     assert sparkline([1, 2, 3, None, 8]) == "▁▂▃ █"
-    slow = metrics_local.Snapshot(10.0, metrics_local.ApiFigures(requests=10, by_class={"5xx": 1}, p99_ms=900),
+    slow = metrics_local.Snapshot(10.0, metrics_local.ApiFigures(requests=10, by_class={"5xx": 1}, p99=(0.5, 1.0)),
                                   None)
     rows = {r.name: r for r in metrics_local.rows(slow, None, 0.0, type("S", (), {"latency_p99_ms": 500,
                                                                                   "error_rate": 0.01})())}
+    # The bucket (500, 1000] ms is all over the 500 ms objective; its upper bound is shown, marked as a bound.
     assert rows["api latency p99"].status == "breach"
+    assert (rows["api latency p99"].value, rows["api latency p99"].estimate) == (1000.0, "bucket upper bound")
     assert rows["api 5xx rate"].status == "breach" and rows["api 5xx rate"].value == 0.1
     assert rows["api requests/s"].value == 1.0
 

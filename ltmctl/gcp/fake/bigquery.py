@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ltmctl.gcp.fake.server import Api, ApiError, PolicyStore, Request, etag, invalid
+from ltmctl.text import cut
 
 # BigQuery accepts IAM role names in dataset access entries and answers with the legacy names.
 LEGACY_ROLES = {"roles/bigquery.dataViewer": "READER", "roles/bigquery.dataEditor": "WRITER",
@@ -600,7 +601,7 @@ def _row_errors(fields: list[dict[str, Any]], row: Any, ignore_unknown: bool, pr
                 errors += _row_errors(field.get("fields", []), item, ignore_unknown, where + ".")
             elif not _fits(field.get("type", "STRING"), item):
                 errors.append(invalid_at(where, f"Cannot convert value to {field.get('type', 'STRING').lower()}: "
-                                                f"{str(item)[:80]}; field: {where}."))
+                                                f"{cut(str(item), 80)}; field: {where}."))
     return errors
 
 

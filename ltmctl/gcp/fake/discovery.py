@@ -342,9 +342,9 @@ def _enum_name(names: list[str], number: int) -> str | None:
 
 
 def _type_error(at: str, schema: dict[str, Any], value: Any) -> Violation:
-    text = json.dumps(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
+    from ltmctl.text import cut
+
+    text = cut(json.dumps(value), 60)
     return Violation(f"Invalid value at '{at}' ({_type_name(schema)}), {text}", at)
 
 

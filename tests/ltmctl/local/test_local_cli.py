@@ -34,7 +34,7 @@ def test_up_status_env_down(project_dir):
         assert result.exit_code == 0, result.output
         assert "Local stack is up" in result.output
         state = pieces_of(project_dir)
-        assert set(state) == {"pubsub", "bigquery", "ingest", "api", "delivery"}
+        assert set(state) == {"pubsub", "bigquery", "ingest", "api", "recorder", "delivery"}
         assert all(processes.alive(processes.Proc(p["pid"], p["start_ticks"])) for p in state.values())
         # The function serves as many requests at once as the delivery sends (functions-framework's THREADS).
         assert state["ingest"]["env"]["THREADS"] == "80" and "--concurrency" in state["delivery"]["argv"]
@@ -49,6 +49,7 @@ def test_up_status_env_down(project_dir):
         table = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", "status"],
                               env={"COLUMNS": "300"})
         assert table.exit_code == 0 and "0/80 in flight, backlog 0" in table.stdout
+        assert rows["recorder"]["every_s"] == 10 and "snapshots this run, every 10s" in table.stdout
 
         # The emulator does not push: the ingest subscription is a pull subscription the delivery process reads.
         c = clients_for(project_dir)
@@ -204,3 +205,26 @@ def test_ingest_mode_set_on_an_environment_overrides_the_pipeline_for_it_only(tm
     result = runner.invoke(app, ["--config", str(path), "local", "up", "--port-base", "0"])
     assert result.exit_code == 3
     assert f"{path}:{line}:environments.local.ingest_mode:bigquery" in "".join(result.stderr.split())
+
+
+def test_a_stack_started_before_the_recorder_existed_gets_it_on_up_and_keeps_the_rest(project_dir):
+    from ltmctl import config
+    from ltmctl.local import stack
+
+    resolved = config.load(project_dir / "config" / "ltm.yaml", "local")
+    state, _ = stack.up(resolved, port_base=0)
+    try:
+        # What an older version wrote: no recorder piece, no recorder port.
+        processes.stop(state.pieces["recorder"].proc)
+        raw = json.loads(stack.state_file(resolved).read_text())
+        del raw["pieces"]["recorder"], raw["ports"]["recorder"]
+        stack.state_file(resolved).write_text(json.dumps(raw))
+        before = {name: p["pid"] for name, p in raw["pieces"].items()}
+
+        again, started = stack.up(resolved)
+        assert started
+        assert {name: p.pid for name, p in again.pieces.items() if name != "recorder"} == before
+        assert {k: v for k, v in again.ports.items() if k != "recorder"} == raw["ports"]
+        assert stack.healthy(again.pieces["recorder"])
+    finally:
+        stack.down(resolved, force=True)
