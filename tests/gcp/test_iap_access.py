@@ -36,21 +36,24 @@ def _claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-class _StandIn:
-    """The API's URL, standing in for IAP in front of it: records what each request carried."""
+class _JsonServer:
+    """A loopback HTTP server answering JSON from `answer(method, path, headers, body)`: the stand-ins below."""
 
     def __init__(self) -> None:
-        seen = self.seen = []
+        answer = self.answer
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
-                seen.append((self.path, dict(self.headers.items())))
-                body = json.dumps({"action_id": "login", "count": 0, "events": []}).encode()
-                self.send_response(200)
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                status, value = answer(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+                body = json.dumps(value).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_GET = do_POST = _reply  # noqa: N815 - stdlib names
 
             def log_message(self, *args) -> None:
                 return None
@@ -59,9 +62,24 @@ class _StandIn:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def answer(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict]:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _StandIn(_JsonServer):
+    """The API's URL, standing in for IAP in front of it: records what each request carried."""
+
+    def __init__(self) -> None:
+        self.seen = []
+        super().__init__()
+
+    def answer(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict]:
+        self.seen.append((path, headers))
+        return 200, {"action_id": "login", "count": 0, "events": []}
 
 
 @pytest.fixture
@@ -217,57 +235,40 @@ def test_provision_accepts_a_project_without_organization_given_a_custom_oauth_c
     assert result.exit_code == 0, result.output
 
 
-class _TokenEndpoint:
-    """Google's OAuth token endpoint as a person's ADC refresh meets it (the `token_uri` of an authorized_user
-    file): it refuses a grant it did not issue (`invalid_grant`, 400, as Google does) and answers a refresh with an
-    access token and, when the login asked for openid, an ID token whose `aud` is the OAuth client."""
+class _TokenEndpoint(_JsonServer):
+    """Google's OAuth token endpoint as a person's ADC refresh meets it: it refuses a grant it did not issue
+    (`invalid_grant`, 400, as Google does) and answers a refresh with an access token and, when the login asked
+    for openid, an ID token whose `aud` is the OAuth client."""
 
     REFRESH = "1//refresh-token-of-ana"
 
     def __init__(self, client_id: str, with_id_token: bool = True, revoked: bool = False) -> None:
+        self.client_id, self.with_id_token = client_id, with_id_token
+        self.grants = set() if revoked else {self.REFRESH}
+        self.seen = []
+        super().__init__()
+        self.url += "/token"
+
+    def answer(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict]:
         from urllib.parse import parse_qs
 
-        grants = set() if revoked else {self.REFRESH}
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        self.seen.append(form)
+        if method != "POST" or form.get("grant_type") != "refresh_token" \
+                or form.get("refresh_token") not in self.grants or form.get("client_id") != self.client_id:
+            return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+        answer = {"access_token": "ya29.person", "expires_in": 3599, "token_type": "Bearer",
+                  "scope": "openid https://www.googleapis.com/auth/userinfo.email"}
+        if self.with_id_token:
+            answer["id_token"] = self._id_token()
+        return 200, answer
 
-        seen = self.seen = []
-
-        def id_token() -> str:
-            def part(value: dict) -> str:
-                return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-            claims = {"iss": "https://accounts.google.com", "aud": client_id, "azp": client_id,
-                      "email": "ana@example.com", "sub": "1100000000000000000001", "iat": 1, "exp": 4_000_000_000}
-            return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"]))
-                                                     .decode()).items()}
-                seen.append(form)
-                if form.get("grant_type") != "refresh_token" or form.get("refresh_token") not in grants \
-                        or form.get("client_id") != client_id:
-                    status, answer = 400, {"error": "invalid_grant", "error_description": "Bad Request"}
-                else:
-                    status, answer = 200, {"access_token": "ya29.person", "expires_in": 3599, "token_type": "Bearer",
-                                           "scope": "openid https://www.googleapis.com/auth/userinfo.email"}
-                    if with_id_token:
-                        answer["id_token"] = id_token()
-                body = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _id_token(self) -> str:
+        def part(value: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+        claims = {"iss": "https://accounts.google.com", "aud": self.client_id, "azp": self.client_id,
+                  "email": "ana@example.com", "sub": "1100000000000000000001", "iat": 1, "exp": 4_000_000_000}
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
 @pytest.fixture
