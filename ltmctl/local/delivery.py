@@ -44,7 +44,10 @@ PULL_WAIT_S = 2.0  # a pull on an empty subscription waits this long for message
 PULL_BATCH = 100  # the most the emulator returns per pull: refilling in such steps, not one message per freed slot,
 # spares both sides a pull request per message (measured: the emulator's and this process's CPU per event halved)
 ACK_BATCH = 1000  # ack ids per request
-ACK_LINGER_S = 0.02  # acknowledgements wait this long for company: one request per many messages, as above
+# Acknowledgements wait this long for company: the emulator spends about 1 ms of CPU per acknowledge request
+# whatever it carries (measured: 0.34 ms per message acknowledged 5 at a time, 0.13 at 100), and at 20 ms they
+# went 6 at a time at 300 events/s. Acknowledging later only keeps answered messages leased a moment longer.
+ACK_LINGER_S = 0.1
 # Google's push answers are bounded by the ack deadline; here a request that hangs is given up after this long.
 REQUEST_TIMEOUT_S = 600.0
 MAX_LINE = 65536  # the longest status or header line read from the function
