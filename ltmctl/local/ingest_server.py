@@ -264,14 +264,35 @@ def main(argv: list[str] | None = None) -> None:
     # As gunicorn does: the module is imported here and the worker that serves is forked, so the function's own
     # after-fork hooks run as they do under functions-framework (ingest_fn starts its metrics endpoint and builds
     # its clients there).
+    parent = os.getpid()
     worker = os.fork()
     if worker == 0:
+        _die_with(parent)
         _work(app, server)
     server.server_close()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: os.kill(worker, signal.SIGTERM))
     _, status = os.waitpid(worker, 0)
     sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _die_with(parent: int) -> None:
+    """The worker ends when the process that forked it does, killed or not, as gunicorn's workers do: the stack
+    watches (and kills) the pid it started, and a worker left behind would go on taking deliveries."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)  # Linux: at once
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere, and for a parent that died before prctl: within half a second
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _work(app: App, server: Server) -> None:

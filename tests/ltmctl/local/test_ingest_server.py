@@ -156,3 +156,55 @@ def test_threads_bound_the_requests_in_the_function_at_once(tmp_path, monkeypatc
         server.shutdown()
         server.server_close()
     assert statuses == [200] * 6 and most[0] == 3
+
+
+def test_the_worker_ends_with_the_process_that_started_it(tmp_path):
+    """The stack watches and kills the pid it started; a worker left behind would go on taking deliveries."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "main.py"
+    source.write_text(FUNCTION)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    parent = subprocess.Popen([sys.executable, "-m", "ltmctl.local.ingest_server", "--target", "record",
+                               "--signature-type", "cloudevent", "--source", str(source), "--host", "127.0.0.1",
+                               "--port", str(port)], env={**os.environ, "LTM_TEST_SEEN": str(tmp_path / "seen")})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/")
+                assert connection.getresponse().status == 405
+                connection.close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.1)
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        (worker,) = [int(pid) for pid in children]
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                if Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # dead, not yet reaped by whoever inherited it
+            except FileNotFoundError:
+                break
+            assert time.monotonic() < deadline, "the worker outlived its parent"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in locals().get("children", []):  # a worker left behind when the behaviour is broken
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
