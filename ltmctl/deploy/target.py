@@ -97,10 +97,12 @@ def target_for(resolved: Any, project_number: int) -> Target:
         max_instances=env.api.max_instances, min_instances=env.api.min_instances, memory=env.api.memory,
         cpu=env.api.cpu, iap=True)
     # 8080: the port ingest_fn's image listens on (Cloud Run passes the container port to it as PORT).
+    # THREADS: functions-framework serves that many requests at once; Cloud Run sends up to the concurrency, and
+    # group commit joins only the requests served together (the image's default, 80, would queue the rest).
     ingest = Component(
         "ingest", SOURCE_DIRS["ingest"], env.ingest.service, accounts["ingest"].email, 8080,
         env=(("LTM_PROJECT", project), ("LTM_DATASET", p.dataset), ("LTM_TABLE", p.table),
-             ("LTM_DLQ_TOPIC", p.dead_letter_topic)),
+             ("LTM_DLQ_TOPIC", p.dead_letter_topic), ("THREADS", str(env.ingest.concurrency))),
         max_instances=env.ingest.max_instances, concurrency=env.ingest.concurrency, internal_only=True)
     return Target(project, project_number, region, env.staging_bucket,
                   f"{region}-docker.pkg.dev/{project}/{env.gcp.artifact_repository}", accounts["builder"].email,

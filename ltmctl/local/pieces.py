@@ -119,12 +119,13 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
         ),
         Piece(
             "ingest", ports["ingest"],
-            [py, "-m", "functions_framework", "--target", "ingest", "--signature-type", "cloudevent",
+            # The function as functions-framework loads and converts for it, on a smaller server than its gunicorn
+            # and Flask (which cost more CPU per delivery than the function): ingest_server.py says why.
+            [py, "-m", "ltmctl.local.ingest_server", "--target", "ingest", "--signature-type", "cloudevent",
              "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
             "/",
-            # functions-framework serves with gunicorn's threads, 4 per core unless THREADS says otherwise: as many as
-            # the delivery process sends at once, so they are all in the function together and group commit joins
-            # them (the default 8 here would queue the rest in gunicorn).
+            # THREADS: requests served at once, functions-framework's variable: as many as the delivery process sends
+            # at once, so they are all in the function together and group commit joins them.
             {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"]), "THREADS": str(delivery.concurrency)},
         ),
         Piece(

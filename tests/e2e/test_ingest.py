@@ -1,4 +1,4 @@
-"""Ingest end to end on the real stack: Pub/Sub emulator → push → functions-framework → bqemulator."""
+"""Ingest end to end on the real stack: Pub/Sub emulator → delivery → the ingest function → bqemulator."""
 
 import json
 import time

@@ -102,7 +102,7 @@ def test_first_deploy_creates_everything_in_dependency_order(fake, resolved, cli
     assert ingest["template"]["scaling"]["maxInstanceCount"] == 7
     assert ingest["template"]["serviceAccount"] == f"ltm-ingest@{PROJECT}.iam.gserviceaccount.com"
     assert env_of(ingest) == {"LTM_PROJECT": PROJECT, "LTM_DATASET": "ltm", "LTM_TABLE": "events",
-                              "LTM_DLQ_TOPIC": "ltm-events-dlq"}
+                              "LTM_DLQ_TOPIC": "ltm-events-dlq", "THREADS": "40"}
 
     # Exactly one invoker per service, and nothing broader (no allUsers, no other roles).
     assert run_policies(fake) == {
@@ -171,6 +171,24 @@ def test_only_settings_changed_updates_the_service_without_a_build(fake, resolve
     (update,) = fake.find("PATCH", r"/services/")
     assert update.path.endswith("/ltm-ingest")
     assert update.body["template"]["scaling"]["maxInstanceCount"] == 9
+
+
+def test_a_changed_concurrency_reaches_cloud_run_and_the_function_s_threads(fake, resolved, clients, config_path):
+    # Cloud Run sends up to the concurrency; functions-framework serves THREADS at once: they must move together.
+    deploy(resolved, clients)
+    from ltmctl import config
+
+    config_path.write_text(config_path.read_text().replace("concurrency: 40", "concurrency: 120"))
+    fake.clear_requests()
+
+    deploy(config.load(config_path, "dev"), clients)
+
+    (update,) = fake.find("PATCH", r"/services/")
+    assert update.path.endswith("/ltm-ingest")
+    assert update.body["template"]["maxInstanceRequestConcurrency"] == 120
+    assert env_of(update.body)["THREADS"] == "120"
+    running = fake.api(CloudRunApi).services[INGEST_SERVICE]
+    assert running["template"]["maxInstanceRequestConcurrency"] == 120 and env_of(running)["THREADS"] == "120"
 
 
 def test_a_member_taken_out_of_iap_members_loses_access_and_nothing_else_changes(fake, resolved, clients,
