@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -367,26 +367,16 @@ class Delivery:
 
 
 def serve_status(delivery: Delivery, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            figures = delivery.snapshot()
-            if self.path == "/retrying":  # which messages: `local down` counts them once with the emulator's
-                with delivery._lock:
-                    figures["retrying_ids"] = list(delivery.figures.retrying)
-            body = json.dumps(figures).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    from ltmctl.local.status_http import serve_json
 
-        def log_message(self, *args: Any) -> None:
-            return None
+    def figures(path: str) -> dict[str, Any]:
+        answer = delivery.snapshot()
+        if path == "/retrying":  # which messages: `local down` counts them once with the emulator's
+            with delivery._lock:
+                answer["retrying_ids"] = list(delivery.figures.retrying)
+        return answer
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="delivery-status", daemon=True).start()
-    return server
+    return serve_json(port, "delivery-status", figures)
 
 
 def main(argv: list[str] | None = None) -> int:
