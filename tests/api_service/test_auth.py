@@ -127,7 +127,9 @@ def test_every_auth_failure_gives_401_on_both_routes(api: Api, keys: Keys, tmp_p
         assert response.headers["www-authenticate"].startswith("IAP")
 
 
-@pytest.mark.parametrize("exp", [10**400, -(10**400), str(int(time.time()) + 600), True, 1.5e300])
+# Fixed ids: a test id that changes with the clock is a new test to every run (mutmut's stats among them).
+@pytest.mark.parametrize("exp", [10**400, -(10**400), str(int(time.time()) + 600), True, 1.5e300],
+                         ids=["huge", "huge-negative", "a-string", "true", "1.5e300"])
 def test_an_exp_that_is_not_a_plausible_number_gives_401_not_500(api: Api, keys: Keys, exp: Any) -> None:
     # Issue 12 item 3: a 400-digit exp answered 500 (float() overflowed); a numeric string was accepted.
     response = api.get(f"/get_data/{unique('exp')}:a@example.com", auth=False, headers={HEADER: keys.token(exp=exp)})
@@ -369,3 +371,18 @@ def test_the_verified_assertion_cache_keeps_every_check(keys: Keys) -> None:
 
     verify_assertion(tokens[2], NoPeek(), AUDIENCE, cache)
     assert cache.lookup(tokens[2], NoPeek(), AUDIENCE) is None  # a source that might fetch is never used here
+
+
+def test_a_verified_assertion_is_not_verified_again_on_a_route_the_cache_cannot_answer(make_api, keys: Keys) -> None:
+    """The dependency itself consults the verified-assertion cache, not only the hot path (which never looks at a
+    request with a query string): the same assertion on two paths is checked once, with the identity found first."""
+    api = make_api()
+    verified = api.client.app.state.services.verified
+    token = keys.token(email="Twice@Example.com")
+    first = api.get(f"/get_data/{unique('v1')}:a@example.com", auth=False, headers={HEADER: token})
+    assert first.status_code == 404 and (verified.hits, len(verified)) == (0, 1)
+    second = api.get(f"/app_info/{unique('v2')}:sales?days=7", auth=False, headers={HEADER: token})
+    assert second.status_code == 404
+    assert verified.hits == 1  # answered from the cache, not by a second signature check
+    # both log lines name the verified e-mail: the cached identity is the one the check found
+    assert [line.get("email") for line in api.log_lines()] == ["Twice@Example.com"] * 2
