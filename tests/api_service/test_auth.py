@@ -156,11 +156,12 @@ def test_the_verified_email_is_logged_and_the_token_never(api: Api, keys: Keys, 
     insert([event_row(action_id=action)])
     token = keys.token(email="Auditor@Example.com")
     api.get(f"/get_data/{action}:someone@example.com", auth=False, headers={HEADER: token, "x-other": "1"})
-    api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: _tampered(token)})
+    detail = api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: _tampered(token)}).json()["detail"]
 
     ok, refused = api.log_lines()
     assert ok["email"] == "Auditor@Example.com" and ok["httpRequest"]["status"] == 200
     assert "email" not in refused and refused["httpRequest"]["status"] == 401
+    assert detail and refused["message"].endswith(f" 401: {detail}")  # the line says which check failed
     text = api.log.getvalue()
     for part in token.split("."):
         assert part not in text
