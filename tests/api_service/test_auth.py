@@ -282,7 +282,12 @@ def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) 
     google.status = 503
     api = make_api(iap_jwks_file=None, iap_jwks_url=google.url)
     response = api.get("/get_data/a:b@c.co")
-    assert response.status_code == 503 and response.json()["error"] == "keys_unavailable"
+    assert response.status_code == 503
+    assert response.json() == {"error": "keys_unavailable",
+                               "detail": "IAP signing keys are unavailable; try again later"}
+    # the log line says why (the answer does not: it names no internal URL)
+    [line] = api.log_lines()
+    assert line["message"].endswith(f" 503: no IAP signing keys could be fetched from {google.url}")
 
 
 def test_a_cached_assertion_still_expires(make_api, keys: Keys) -> None:
