@@ -43,3 +43,24 @@ def test_clipping_never_splits_a_character() -> None:
 
 def test_a_lone_surrogate_is_escaped_not_refused() -> None:
     assert _clip("bad \udc80 byte") == "bad \\udc80 byte"
+
+
+def test_a_publish_that_gets_no_answer_fails_within_the_timeout():
+    """A Pub/Sub that takes the connection but never answers: send raises after timeout_s (the delivery is then
+    retried) instead of holding the request until the publisher's own retry gives up, minutes later."""
+    import concurrent.futures
+    import socket
+
+    import pytest
+
+    from ltmctl.clients import publisher_for_emulator
+
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel completes the handshake; nothing ever answers
+    publisher = publisher_for_emulator(f"127.0.0.1:{silent.getsockname()[1]}")
+    try:
+        letter = DeadLetter(publisher, "projects/p/topics/dead", timeout_s=1.0)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            letter.send(Message("m-1", "", b"{}", {}), Rejection("not_json", "x"))
+    finally:
+        publisher.stop()
+        silent.close()
