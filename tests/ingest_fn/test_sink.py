@@ -55,3 +55,17 @@ def test_a_missing_table_is_a_transient_error_not_a_refused_row(stack):
     missing = f"{stack.project}.{stack.resolved.pipeline.dataset}.missing_{uuid.uuid4().hex[:8]}"
     with pytest.raises(TransientError):
         BigQuerySink(stack.clients.bigquery, missing, timeout_s=2.0).insert([event_row(action_id="sink")])
+
+
+def test_a_bigquery_that_never_answers_is_a_transient_error_within_the_timeout(stack):
+    """Connected but silent (a hung backend): every request and the retries around them are bounded by timeout_s,
+    so the delivery fails and is retried instead of holding its push request for the library's ten minutes."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel completes the handshake; nothing ever answers
+    try:
+        client = bigquery_for_emulator(f"http://127.0.0.1:{silent.getsockname()[1]}", stack.project)
+        with pytest.raises(TransientError):
+            BigQuerySink(client, stack.table_id, timeout_s=1.0).insert([event_row(action_id="sink")])
+    finally:
+        silent.close()
