@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -102,9 +103,31 @@ def running_stack(directory: Path, text: str = TEST_CONFIG) -> Iterator[Stack]:
         shutil.rmtree(directory / ".ltm", ignore_errors=True)
 
 
+def attached_stack(directory: Path) -> Stack:
+    """Clients on a stack that `running_stack(directory)` started in another process, left running."""
+    from ltmctl import clients, config
+    from ltmctl.local import stack
+
+    resolved = config.load(directory / "config" / "ltm.yaml", "local")
+    state = stack.running_state(resolved)
+    s = Stack(resolved, state, clients.for_emulators(state.project, state.pubsub_host, state.bigquery_endpoint))
+    # Each session starts from an empty table, as it does on a stack of its own: the tests count what they insert.
+    s.clients.bigquery.query(f"DELETE FROM `{s.table_id}` WHERE TRUE").result()
+    return s
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The session's local stack: Pub/Sub emulator, bqemulator, ingest function, infra applied."""
+    """The session's local stack: Pub/Sub emulator, bqemulator, ingest function, infra applied.
+
+    With LTM_TEST_STACK set to a directory where a stack runs, the session attaches to it instead: the mutation run
+    (scripts/mutation.py) starts one stack and runs a pytest session per mutant on it."""
+    shared = os.environ.get("LTM_TEST_STACK")
+    if shared:
+        s = attached_stack(Path(shared))
+        yield s
+        s.clients.close()
+        return
     with running_stack(tmp_path_factory.mktemp("stack")) as s:
         yield s
 

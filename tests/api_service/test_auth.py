@@ -127,7 +127,9 @@ def test_every_auth_failure_gives_401_on_both_routes(api: Api, keys: Keys, tmp_p
         assert response.headers["www-authenticate"].startswith("IAP")
 
 
-@pytest.mark.parametrize("exp", [10**400, -(10**400), str(int(time.time()) + 600), True, 1.5e300])
+# Fixed ids: a test id that changes with the clock is a new test to every run (mutmut's stats among them).
+@pytest.mark.parametrize("exp", [10**400, -(10**400), str(int(time.time()) + 600), True, 1.5e300],
+                         ids=["huge", "huge-negative", "a-string", "true", "1.5e300"])
 def test_an_exp_that_is_not_a_plausible_number_gives_401_not_500(api: Api, keys: Keys, exp: Any) -> None:
     # Issue 12 item 3: a 400-digit exp answered 500 (float() overflowed); a numeric string was accepted.
     response = api.get(f"/get_data/{unique('exp')}:a@example.com", auth=False, headers={HEADER: keys.token(exp=exp)})
@@ -154,11 +156,12 @@ def test_the_verified_email_is_logged_and_the_token_never(api: Api, keys: Keys, 
     insert([event_row(action_id=action)])
     token = keys.token(email="Auditor@Example.com")
     api.get(f"/get_data/{action}:someone@example.com", auth=False, headers={HEADER: token, "x-other": "1"})
-    api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: _tampered(token)})
+    detail = api.get("/get_data/a:b@c.co", auth=False, headers={HEADER: _tampered(token)}).json()["detail"]
 
     ok, refused = api.log_lines()
     assert ok["email"] == "Auditor@Example.com" and ok["httpRequest"]["status"] == 200
     assert "email" not in refused and refused["httpRequest"]["status"] == 401
+    assert detail and refused["message"].endswith(f" 401: {detail}")  # the line says which check failed
     text = api.log.getvalue()
     for part in token.split("."):
         assert part not in text
@@ -279,7 +282,12 @@ def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) 
     google.status = 503
     api = make_api(iap_jwks_file=None, iap_jwks_url=google.url)
     response = api.get("/get_data/a:b@c.co")
-    assert response.status_code == 503 and response.json()["error"] == "keys_unavailable"
+    assert response.status_code == 503
+    assert response.json() == {"error": "keys_unavailable",
+                               "detail": "IAP signing keys are unavailable; try again later"}
+    # the log line says why (the answer does not: it names no internal URL)
+    [line] = api.log_lines()
+    assert line["message"].endswith(f" 503: no IAP signing keys could be fetched from {google.url}")
 
 
 def test_a_cached_assertion_still_expires(make_api, keys: Keys) -> None:
@@ -369,3 +377,18 @@ def test_the_verified_assertion_cache_keeps_every_check(keys: Keys) -> None:
 
     verify_assertion(tokens[2], NoPeek(), AUDIENCE, cache)
     assert cache.lookup(tokens[2], NoPeek(), AUDIENCE) is None  # a source that might fetch is never used here
+
+
+def test_a_verified_assertion_is_not_verified_again_on_a_route_the_cache_cannot_answer(make_api, keys: Keys) -> None:
+    """The dependency itself consults the verified-assertion cache, not only the hot path (which never looks at a
+    request with a query string): the same assertion on two paths is checked once, with the identity found first."""
+    api = make_api()
+    verified = api.client.app.state.services.verified
+    token = keys.token(email="Twice@Example.com")
+    first = api.get(f"/get_data/{unique('v1')}:a@example.com", auth=False, headers={HEADER: token})
+    assert first.status_code == 404 and (verified.hits, len(verified)) == (0, 1)
+    second = api.get(f"/app_info/{unique('v2')}:sales?days=7", auth=False, headers={HEADER: token})
+    assert second.status_code == 404
+    assert verified.hits == 1  # answered from the cache, not by a second signature check
+    # both log lines name the verified e-mail: the cached identity is the one the check found
+    assert [line.get("email") for line in api.log_lines()] == ["Twice@Example.com"] * 2
