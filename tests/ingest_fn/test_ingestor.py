@@ -17,7 +17,7 @@ from ingest_fn.handler import Ingestor
 from ingest_fn.sink import BigQuerySink, TransientError
 from ltmctl.clients import bigquery_for_emulator
 from tests.e2e.test_ingest import pull_all
-from tests.ingest_fn.test_group_commit import ObservedSink
+from tests.ingest_fn.test_group_commit import ObservedSink, wait_until
 
 
 def message(event: dict) -> Message:
@@ -56,12 +56,12 @@ def handle_together(ing: Ingestor, messages: list[Message], gate: threading.Even
 
     threads = [threading.Thread(target=run, args=(m,)) for m in messages]
     threads[0].start()
-    while not ing.committer.inserts:  # the first delivery leads and waits at the gate
-        threading.Event().wait(0.01)
+    # The first delivery leads and waits at the gate; the rest queue behind it. A delivery that returns instead (a
+    # broken committer) ends the wait at once, and the assertions say what went wrong.
+    wait_until(lambda: ing.committer.inserts or not threads[0].is_alive())
     for t in threads[1:]:
         t.start()
-    while len(ing.committer._pending) < len(messages) - 1:
-        threading.Event().wait(0.01)
+    wait_until(lambda: len(ing.committer._pending) >= len(messages) - 1 or not all(t.is_alive() for t in threads))
     gate.set()
     for t in threads:
         t.join(60)
