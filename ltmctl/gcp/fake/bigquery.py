@@ -52,6 +52,10 @@ class BigQueryApi(Api):
         # How long each query runs, in wall seconds (0: done at once). jobs.query and getQueryResults hold their
         # answer up to the request's timeoutMs for it, as BigQuery does, and serve other requests meanwhile.
         self.query_s = 0.0
+        # insertId -> a per-row reason other than `invalid` (`backendError`, `timeout`): BigQuery's answer for a row
+        # it did not store for a passing reason while it stored the rest of the request. Nothing in the request
+        # causes it, so tests set it to drive the retry branch of a streaming insert.
+        self.row_faults: dict[str, str] = {}
 
     def routes(self):
         d = "/bigquery/v2/projects/{project}/datasets"
@@ -236,24 +240,34 @@ class BigQueryApi(Api):
 
     def insert_all(self, req: Request, project: str, dataset: str, table: str):
         """BigQuery's answer: every row that does not fit gets `invalid` errors, and unless `skipInvalidRows` the
-        request stores nothing and the valid rows get `stopped`."""
+        request stores nothing and the valid rows get `stopped`; a row in `row_faults` is not stored, with its
+        reason, while the rest are."""
         current = self._table(project, dataset, table)
         body = req.data or {}
         fields = (current.get("schema") or {}).get("fields", [])
         rows = body.get("rows") or []
-        errors = {i: _row_errors(fields, row.get("json") or {}, body.get("ignoreUnknownValues", False))
-                  for i, row in enumerate(rows)}
-        bad = {i for i, e in errors.items() if e}
-        skip = body.get("skipInvalidRows", False)
-        if not bad or skip:
-            stored = self.rows.setdefault(current["id"], [])
-            stored += [{"insertId": row.get("insertId"), "json": row.get("json") or {}}
-                       for i, row in enumerate(rows) if i not in bad]
+        ignore = body.get("ignoreUnknownValues", False)
+        invalid = {i: e for i, row in enumerate(rows) if (e := _row_errors(fields, row.get("json") or {}, ignore))}
+        nothing_stored = bool(invalid) and not body.get("skipInvalidRows", False)
+
+        def reason(name: str) -> list[dict[str, Any]]:
+            return [{"reason": name, "location": "", "debugInfo": "", "message": ""}]
+
+        answer: dict[int, list[dict[str, Any]]] = {}
+        for i, row in enumerate(rows):
+            if i in invalid:
+                answer[i] = invalid[i]
+            elif nothing_stored:
+                answer[i] = reason("stopped")
+            elif row.get("insertId") in self.row_faults:
+                answer[i] = reason(self.row_faults[row.get("insertId")])
+        if not nothing_stored:
+            self.rows.setdefault(current["id"], []).extend(
+                {"insertId": row.get("insertId"), "json": row.get("json") or {}}
+                for i, row in enumerate(rows) if i not in answer)
         out: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
-        if bad:
-            stopped = [{"reason": "stopped", "location": "", "debugInfo": "", "message": ""}]
-            out["insertErrors"] = [{"index": i, "errors": errors[i] if i in bad else stopped}
-                                   for i in range(len(rows)) if i in bad or not skip]
+        if answer:
+            out["insertErrors"] = [{"index": i, "errors": errors} for i, errors in answer.items()]
         return out
 
     # --- queries: jobs.insert, jobs.query (short-query mode), results, cancel ------------------------------------
