@@ -278,6 +278,24 @@ def test_old_google_keys_are_refreshed_and_kept_if_google_is_down(google: _JwksS
     source.close()
 
 
+def test_peeking_at_google_keys_never_fetches_and_never_answers_an_old_key(google: _JwksServer, keys: Keys) -> None:
+    """The verified-assertion cache asks `peek`, which must not turn a lookup into a fetch, and must not vouch for
+    a key older than max_age_s (the full check would refresh it first)."""
+    google.serve(keys.jwks_path)
+    now = [0.0]
+    source = RemoteJwksKeys(google.url, max_age_s=3600, clock=lambda: now[0])
+    assert source.peek(keys.kid) is None and google.hits == 0  # nothing fetched yet, and peek fetches nothing
+    key = source.get(keys.kid)
+    assert key is not None and google.hits == 1
+    assert source.peek(keys.kid) is key  # the very object the full check verified with
+    assert source.peek("another-kid") is None
+    now[0] = 3599.0
+    assert source.peek(keys.kid) is key
+    now[0] = 3600.0
+    assert source.peek(keys.kid) is None and google.hits == 1  # too old to vouch for, and still no fetch
+    source.close()
+
+
 def test_no_google_keys_at_all_gives_503_not_401(google: _JwksServer, make_api) -> None:
     google.status = 503
     api = make_api(iap_jwks_file=None, iap_jwks_url=google.url)
