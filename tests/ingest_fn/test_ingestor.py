@@ -14,9 +14,10 @@ from ingest_fn.dead_letter import DeadLetter
 from ingest_fn.decode import Message
 from ingest_fn.group_commit import GroupCommitter
 from ingest_fn.handler import Ingestor
+from ingest_fn.metrics import REGISTRY
 from ingest_fn.sink import BigQuerySink, TransientError
 from ltmctl.clients import bigquery_for_emulator
-from tests.e2e.test_ingest import pull_all
+from tests.e2e.test_ingest import nothing_arrives, pull_all
 from tests.ingest_fn.test_group_commit import ObservedSink, wait_until
 
 
@@ -101,7 +102,7 @@ def test_a_failed_insert_raises_and_dead_letters_nothing(stack, dead_letters):
     ing = ingestor(BigQuerySink(dead, stack.table_id, timeout_s=1.0), stack.clients.publisher, dead_letters[0])
     with pytest.raises(TransientError):
         ing.handle(message(event("transient")))
-    assert pull_all(stack, dead_letters[1], 0) == []
+    assert nothing_arrives(stack, dead_letters[1], quiet_s=2.0) == []  # the insert failed before any dead letter
 
 
 def test_a_failed_dead_letter_publish_raises_so_the_delivery_is_not_acknowledged(stack):
@@ -110,3 +111,43 @@ def test_a_failed_dead_letter_publish_raises_so_the_delivery_is_not_acknowledged
     bad = Message.from_push({"data": base64.b64encode(b"{not json").decode(), "messageId": "m-dl"})
     with pytest.raises(Exception, match="(?i)not.?found|does not exist"):
         ing.handle(bad)
+
+
+class BuggyValidator(EventValidator):
+    """A contract check with a bug in it: decoding raises instead of answering."""
+
+    def problems(self, event):
+        raise RuntimeError("boom")
+
+
+def _log_lines(capsys, message_id: str) -> list[dict]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("message_id") == message_id]
+
+
+def test_a_stored_event_is_logged_with_its_event_and_message_ids(stack, dead_letters, capsys):
+    ing = ingestor(BigQuerySink(stack.clients.bigquery, stack.table_id), stack.clients.publisher, dead_letters[0])
+    stored = event("logged")
+    m = message(stored)
+    assert ing.handle(m) == "stored"
+    [line] = _log_lines(capsys, m.message_id)
+    assert {k: line.get(k) for k in ("severity", "message", "event_id", "message_id")} == {
+        "severity": "INFO", "message": "stored", "event_id": stored["event_id"], "message_id": m.message_id}
+
+
+def test_a_decoder_bug_dead_letters_the_message_as_undecodable_naming_the_exception(stack, dead_letters, capsys):
+    """A decoder that raises would raise on every redelivery: the message is dead-lettered with the exception as its
+    reason, logged and counted, not retried into five bare 500s."""
+    ing = Ingestor(committer=GroupCommitter(BigQuerySink(stack.clients.bigquery, stack.table_id)),
+                   dead_letter=DeadLetter(stack.clients.publisher, dead_letters[0], timeout_s=10),
+                   validator=BuggyValidator(), max_event_bytes=MAX_EVENT_BYTES)
+    counted = REGISTRY.get_sample_value("ltm_ingest_dead_letters_total", {"error": "undecodable"}) or 0.0
+    m = message(event("bug"))
+    assert ing.handle(m) == "dead_lettered"
+    [dead] = pull_all(stack, dead_letters[1], 1)
+    assert dead.data == m.data
+    assert (dead.attributes["error"], dead.attributes["error_detail"]) == ("undecodable", "RuntimeError: boom")
+    [line] = _log_lines(capsys, m.message_id)
+    assert line == {**line, "severity": "WARNING", "message": "dead-lettered", "error": "undecodable",
+                    "error_detail": "RuntimeError: boom", "dead_letter_message_id": dead.message_id}
+    assert REGISTRY.get_sample_value("ltm_ingest_dead_letters_total", {"error": "undecodable"}) == counted + 1
