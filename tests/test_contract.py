@@ -1,8 +1,14 @@
 """The two statements of the data contract agree field by field."""
 
+import importlib.util
 import json
+import shutil
+import sys
 
-from ingest_fn.contract import contract_dir
+import pytest
+
+from ingest_fn import contract
+from ingest_fn.contract import contract_dir, python_schema
 
 # Columns about the delivery, not part of what producers publish: the ingest function fills the first four,
 # a BigQuery subscription (write_metadata) all but ingest_time.
@@ -66,3 +72,51 @@ def test_a_bigquery_subscription_can_fill_every_required_column():
     required = {name for name, col in columns.items() if col["mode"] == "REQUIRED"}
     assert required <= always_written, required - always_written
     assert columns["ingest_time"]["mode"] == "NULLABLE"  # only the ingest function sets it
+
+
+def _load_copy(root, monkeypatch):
+    """ingest_fn/contract.py copied to root/ingest_fn/ and imported from there: the module finds its contract
+    relative to its own file, as in the image and the wheel."""
+    (root / "ingest_fn").mkdir(parents=True, exist_ok=True)
+    shutil.copy(contract.__file__, root / "ingest_fn" / "contract.py")
+    spec = importlib.util.spec_from_file_location("contract_copy", root / "ingest_fn" / "contract.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "contract_copy", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _contract_at(directory):
+    directory.mkdir(parents=True)
+    for name in ("event.schema.json", "events_table.json"):
+        shutil.copy(contract_dir() / name, directory / name)
+    return directory
+
+
+@pytest.mark.parametrize("layout", ["ingest_fn/contract", "config/contract", "ltmctl/_config/contract"])
+def test_the_contract_is_found_in_the_image_the_checkout_and_the_wheel(tmp_path, monkeypatch, layout):
+    monkeypatch.delenv("LTM_CONTRACT_DIR", raising=False)
+    expected = _contract_at(tmp_path / layout)
+    assert _load_copy(tmp_path, monkeypatch).contract_dir() == expected
+
+
+def test_ltm_contract_dir_comes_first(tmp_path, monkeypatch):
+    _contract_at(tmp_path / "config" / "contract")
+    chosen = _contract_at(tmp_path / "elsewhere")
+    monkeypatch.setenv("LTM_CONTRACT_DIR", str(chosen))
+    assert _load_copy(tmp_path, monkeypatch).contract_dir() == chosen
+
+
+def test_no_contract_anywhere_says_how_to_point_at_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("LTM_CONTRACT_DIR", raising=False)
+    with pytest.raises(FileNotFoundError) as raised:
+        _load_copy(tmp_path, monkeypatch)  # the module reads its limits when imported
+    assert str(raised.value) == "event.schema.json not found; set LTM_CONTRACT_DIR to the contract directory"
+
+
+def test_only_patterns_are_rewritten_for_python():
+    schema = {"description": "ends in $", "pattern": "^a$", "properties": {"p": {"pattern": "^[a$]$", "title": "$"}},
+              "anyOf": [{"pattern": "x\\$"}]}
+    assert python_schema(schema) == {"description": "ends in $", "pattern": "^a\\Z",
+                                     "properties": {"p": {"pattern": "^[a$]\\Z", "title": "$"}},
+                                     "anyOf": [{"pattern": "x\\$"}]}  # an escaped $ is a literal dollar
