@@ -105,7 +105,6 @@ class RemoteJwksKeys:
         self._lock = threading.Lock()
         self._keys: dict[str, Any] = {}  # replaced whole on refresh, so reading it needs no lock
         self._fetched_at: float | None = None  # last attempt, successful or not
-        self.fetches = 0
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self._clock() - self._fetched_at >= self._max_age_s
@@ -131,7 +130,6 @@ class RemoteJwksKeys:
 
     def _refresh(self) -> None:
         self._fetched_at = self._clock()
-        self.fetches += 1
         try:
             response = self._http.get(self._url)
             response.raise_for_status()

@@ -261,8 +261,10 @@ def test_unknown_kids_cannot_make_the_service_hammer_google(google: _JwksServer,
         assert source.get(f"attacker-{i}") is None
     assert google.hits == 1  # the first fetch was less than 30 s ago
 
-    now[0] = 31.0
-    assert source.get("attacker-late") is None and google.hits == 2  # one refresh, then quiet again
+    now[0] = 29.999
+    assert source.get("attacker-late") is None and google.hits == 1
+    now[0] = 30.0  # min_refresh_s after the first fetch: one refresh, then quiet again
+    assert source.get("attacker-late") is None and google.hits == 2
     assert source.get("attacker-later") is None and google.hits == 2
     source.close()
 
@@ -293,6 +295,48 @@ def test_peeking_at_google_keys_never_fetches_and_never_answers_an_old_key(googl
     assert source.peek(keys.kid) is key
     now[0] = 3600.0
     assert source.peek(keys.kid) is None and google.hits == 1  # too old to vouch for, and still no fetch
+    source.close()
+
+
+def test_google_keys_by_default_are_refetched_at_most_every_30_s_and_kept_an_hour(google: _JwksServer,
+                                                                                  keys: Keys) -> None:
+    google.serve(keys.jwks_path)
+    now = [0.0]
+    source = RemoteJwksKeys(google.url, clock=lambda: now[0])
+    assert source.get(keys.kid) is not None
+    now[0] = 29.9
+    assert source.get("unknown") is None and google.hits == 1
+    now[0] = 30.0
+    assert source.get("unknown") is None and google.hits == 2
+    now[0] = 30.0 + 3599.9  # an hour after the second fetch
+    assert source.peek(keys.kid) is not None
+    now[0] = 30.0 + 3600.0
+    assert source.peek(keys.kid) is None
+    source.close()
+
+
+def test_a_google_that_never_answers_is_given_up_on_within_the_timeout() -> None:
+    """The key fetch has a timeout: a request whose keys cannot be fetched is answered 503, not held forever."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections (the kernel does) and never answers
+    source = RemoteJwksKeys(f"http://127.0.0.1:{silent.getsockname()[1]}/keys", timeout_s=0.5)
+    outcome: list[Any] = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(source.get("kid"))
+        except KeysUnavailable as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    worker.join(30)
+    silent.close()
+    assert not worker.is_alive(), "the fetch is still waiting for Google"
+    assert isinstance(outcome[0], KeysUnavailable)
     source.close()
 
 
