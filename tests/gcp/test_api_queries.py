@@ -56,6 +56,10 @@ def _params(request) -> dict[str, str]:
     return {p["name"]: p["parameterValue"]["value"] for p in request.body["queryParameters"]}
 
 
+def _types(request) -> dict[str, str]:
+    return {p["name"]: p["parameterType"]["type"] for p in request.body["queryParameters"]}
+
+
 def test_a_cold_answer_is_one_jobs_query_with_the_cap_and_the_parameters(provisioned, make_app):
     app, header, settings = make_app()
     with TestClient(app, raise_server_exceptions=False) as http:
@@ -84,6 +88,9 @@ def test_a_cold_answer_is_one_jobs_query_with_the_cap_and_the_parameters(provisi
                               "max_answer_bytes": str(settings.max_answer_bytes)}
     assert _params(second) == {"app_id": "app-1", "app_department": "sales", "days": str(settings.lookback_days),
                                "top": "5"}
+    assert _types(first) == {"action_id": "STRING", "user_email": "STRING", "days": "INT64", "limit": "INT64",
+                             "max_answer_bytes": "INT64"}
+    assert _types(second) == {"app_id": "STRING", "app_department": "STRING", "days": "INT64", "top": "INT64"}
     assert provisioned.api(BigQueryApi).jobs == {}  # short-query mode: BigQuery created no job
 
 

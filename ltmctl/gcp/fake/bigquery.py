@@ -282,6 +282,10 @@ class BigQueryApi(Api):
         for name in referenced_tables(sql, pid):
             _, ref_project, _, ref_dataset, _, ref_table = name.split("/")
             tables.append(self._table(ref_project, ref_dataset, ref_table))  # 404 for a table that does not exist
+        for parameter in parameters:
+            kind = str((parameter.get("parameterType") or {}).get("type", ""))
+            if kind.upper() not in PARAMETER_TYPES:
+                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid query parameter type: {kind!r}", reason="invalid")
         given = {p.get("name") for p in parameters}
         for missing in dict.fromkeys(n for n in _named_parameters(sql) if n not in given):
             raise ApiError(400, "INVALID_ARGUMENT", f"Query parameter '{missing}' not found", reason="invalidQuery")
@@ -507,6 +511,11 @@ MIN_BILLED = 10 * MIB
 # What never names a parameter: string and bytes literals, quoted identifiers, comments.
 _NOT_CODE = re.compile(r"\'\'\'.*?\'\'\'|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`"
                        r"|--[^\n]*|#[^\n]*|/\*.*?\*/", re.S)
+
+
+# GoogleSQL's type names a query parameter may have (StandardSqlDataType's type kinds, as BigQuery takes them).
+PARAMETER_TYPES = frozenset({"INT64", "BOOL", "FLOAT64", "STRING", "BYTES", "TIMESTAMP", "DATE", "TIME", "DATETIME",
+                             "INTERVAL", "GEOGRAPHY", "NUMERIC", "BIGNUMERIC", "JSON", "ARRAY", "STRUCT", "RANGE"})
 
 
 def _named_parameters(sql: str) -> list[str]:
