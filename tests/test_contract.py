@@ -79,9 +79,11 @@ def _load_copy(root, monkeypatch):
     relative to its own file, as in the image and the wheel."""
     (root / "ingest_fn").mkdir(parents=True, exist_ok=True)
     shutil.copy(contract.__file__, root / "ingest_fn" / "contract.py")
-    spec = importlib.util.spec_from_file_location("contract_copy", root / "ingest_fn" / "contract.py")
+    # Under its own name (dataclasses look their module up in sys.modules, and so does mutation testing's
+    # trampoline), in place of the imported module for the length of the test only.
+    spec = importlib.util.spec_from_file_location("ingest_fn.contract", root / "ingest_fn" / "contract.py")
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "contract_copy", module)  # dataclasses look their module up there
+    monkeypatch.setitem(sys.modules, "ingest_fn.contract", module)
     spec.loader.exec_module(module)
     return module
 
