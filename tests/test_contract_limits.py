@@ -137,3 +137,23 @@ def test_the_compiled_validator_agrees_with_the_contracts_own_draft(validator):
         assert fast_accepts == full, event
         checked += 1
     assert checked > 100
+
+
+def test_lower_case_t_and_z_are_read_as_rfc_3339_allows(validator):
+    from datetime import UTC, datetime
+
+    assert contract.parse_time("2026-11-30t06:00:00.5z") == datetime(2026, 11, 30, 6, 0, 0, 500000, tzinfo=UTC)
+    assert validator.problems({**VALID, "event_time": "2026-11-30t06:00:00z"}) == []
+
+
+def test_the_integer_range_ends_are_accepted(validator):
+    low, high = validator.limits.min_integer, validator.limits.max_integer
+    assert validator.problems({**VALID, "payload": {"low": low, "high": high}}) == []
+    assert validator.problems({**VALID, "payload": {"s": low - 1}}) == [
+        "payload.s: integer outside the 64-bit range BigQuery stores exactly"]
+
+
+@pytest.mark.parametrize("payload", [None, True, 1, "text"])
+def test_a_payload_that_is_no_object_is_named_by_the_schema_not_raised(validator, payload):
+    [problem] = validator.problems({**VALID, "payload": payload})
+    assert problem.startswith("payload: ") and "is not of type 'object'" in problem

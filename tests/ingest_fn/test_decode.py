@@ -83,3 +83,17 @@ def test_messages_that_used_to_raise_are_rejected_with_a_reason(validator, data,
     outcome = decode(push(data), validator, MAX_EVENT_BYTES)
     assert isinstance(outcome, Rejection), outcome
     assert outcome.error in ("schema", "not_json") and detail in outcome.detail
+
+
+def test_times_are_utc_whatever_the_machines_time_zone(validator, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30, no daylight saving: a local time no UTC reading matches
+    time.tzset()
+    try:
+        row = decode(push(json.dumps(VALID).encode()), validator, MAX_EVENT_BYTES)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert row["event_time"] == "2026-11-30T05:00:00.123000Z"
+    assert row["publish_time"] == "2026-11-30T05:00:01.500000Z"
