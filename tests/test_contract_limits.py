@@ -157,3 +157,29 @@ def test_the_integer_range_ends_are_accepted(validator):
 def test_a_payload_that_is_no_object_is_named_by_the_schema_not_raised(validator, payload):
     [problem] = validator.problems({**VALID, "payload": payload})
     assert problem.startswith("payload: ") and "is not of type 'object'" in problem
+
+
+def test_a_pattern_is_named_as_the_contract_states_it(validator):
+    pattern = event_schema()["properties"]["action_id"]["pattern"]
+    assert pattern.endswith("$")
+    assert validator.problems({**VALID, "action_id": "not an id!"}) == [
+        f"action_id: does not match the contract pattern {pattern}"]
+
+
+def test_an_unknown_field_is_named_for_the_event(validator):
+    assert validator.problems({**VALID, "colour": "red"}) == [
+        "(event): Additional properties are not allowed ('colour' was unexpected)"]
+
+
+def test_parsed_times_are_utc_whatever_the_machines_time_zone(monkeypatch):
+    import time
+    from datetime import UTC
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        parsed = contract.parse_time("2026-11-30T07:00:00+02:00")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert parsed.tzinfo is UTC and parsed.hour == 5
