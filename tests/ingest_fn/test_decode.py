@@ -97,3 +97,19 @@ def test_times_are_utc_whatever_the_machines_time_zone(validator, monkeypatch):
         time.tzset()
     assert row["event_time"] == "2026-11-30T05:00:00.123000Z"
     assert row["publish_time"] == "2026-11-30T05:00:01.500000Z"
+
+
+@pytest.mark.parametrize(("raw", "data"), [
+    ("not base64!!", b"not base64!!"),  # kept as sent, so the dead letter carries what the producer published
+    ("{\"a\": 1}", b"{\"a\": 1}"),
+    ("x\udcff", b"x\xff"),  # a lone surrogate (undecodable bytes) back to its byte
+    ("aGk=!", b"aGk=!"),  # base64 with a stray character is not read as the base64 around it ("hi")
+])
+def test_data_that_is_no_base64_is_kept_as_its_bytes(raw, data):
+    assert Message.from_push({"data": raw, "messageId": "m"}).data == data
+
+
+def test_the_snake_case_ids_of_pushs_body_are_read_too():
+    message = Message.from_push({"data": "", "message_id": "m-7", "publish_time": "2026-11-30T05:00:01Z"})
+    assert (message.message_id, message.publish_time) == ("m-7", "2026-11-30T05:00:01Z")
+    assert Message.from_push({}).message_id == ""
