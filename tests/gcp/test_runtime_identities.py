@@ -106,6 +106,10 @@ def test_the_api_runs_its_queries_as_its_account(provisioned):
     queries = provisioned.find("POST", r"/projects/my-project-id/queries$")
     assert len(queries) == 2 and all(r.principal == API_SA and r.status == 200 for r in queries)
     assert all(f"`{TABLE}`" in r.body["query"] for r in queries)
+    # every parameter typed as GoogleSQL names the type (the fake refuses a type BigQuery does not know)
+    assert [{p["name"]: p["parameterType"]["type"] for p in r.body["queryParameters"]} for r in queries] == [
+        {"action_id": "STRING", "user_email": "STRING", "days": "INT64", "limit": "INT64", "max_answer_bytes": "INT64"},
+        {"app_id": "STRING", "app_department": "STRING", "days": "INT64", "top": "INT64"}]
     assert [r.method_id for r in provisioned.requests] == ["bigquery.jobs.query"] * 2
 
 
