@@ -62,20 +62,24 @@ def for_emulators(project: str, pubsub_host: str, bigquery_endpoint: str) -> Cli
                    bigquery_for_emulator(bigquery_endpoint, project))
 
 
+def no_credentials(exc: Exception) -> Exception:
+    """The one error for a missing Application Default Credentials, whichever command met it."""
+    from ltmctl.errors import BackendError
+    from ltmctl.gcp.clients import ADC_HINT
+
+    return BackendError(f"No Application Default Credentials: {exc}", hint=ADC_HINT)
+
+
 def for_gcp(project: str) -> Clients:
     """Application Default Credentials (`gcloud auth application-default login`, or a service account)."""
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import bigquery, pubsub_v1
 
-    from ltmctl.errors import BackendError
-
     try:
         return Clients(project, pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient(),
                        bigquery.Client(project=project))
     except DefaultCredentialsError as exc:
-        raise BackendError(f"No Google Cloud credentials: {exc}",
-                           hint="Run `gcloud auth application-default login`, or set "
-                                "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.") from None
+        raise no_credentials(exc) from None
 
 
 def publisher_for_adc(**options: Any) -> Any:
@@ -83,10 +87,7 @@ def publisher_for_adc(**options: Any) -> Any:
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import pubsub_v1
 
-    from ltmctl.errors import BackendError
-
     try:
         return pubsub_v1.PublisherClient(**options)
     except DefaultCredentialsError as exc:
-        raise BackendError(f"No Google Cloud credentials: {exc}",
-                           hint="Run `gcloud auth application-default login`.") from None
+        raise no_credentials(exc) from None

@@ -44,12 +44,12 @@ class GcpClients:
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
 
-        from ltmctl.errors import BackendError
+        from ltmctl.clients import no_credentials
 
         try:
             credentials, _ = google.auth.default(scopes=list(SCOPES))
         except DefaultCredentialsError as exc:
-            raise BackendError(f"No Application Default Credentials: {exc}", hint=ADC_HINT) from None
+            raise no_credentials(exc) from None
         return cls(project, credentials)
 
     @classmethod

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from ltmctl import synthetic
 from ltmctl.gcp.fake.bigquery import BigQueryApi
 from ltmctl.gcp.fake.pubsub import PubSubApi
@@ -67,3 +69,23 @@ def test_query_over_its_max_bytes_runs_with_yes_capped_near_the_estimate(fake, l
     # Confirmed past the limit, the query is still capped: at the estimate plus a margin, not left unbounded.
     cap = int(run.body["configuration"]["query"]["maximumBytesBilled"])
     assert 100 * 2**20 < cap < 200 * 2**20
+
+
+@pytest.mark.parametrize("command", [["publish", "--count", "1"], ["query", SQL], ["dlq", "list"]])
+def test_without_credentials_every_data_command_says_the_same_and_how_to_get_them(tmp_path, monkeypatch,
+                                                                                   config_path, command):
+    # No endpoint override: the real ADC lookup, hermetically finding nothing.
+    monkeypatch.delenv("LTM_GCP_ENDPOINT")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    from typer.testing import CliRunner
+
+    from ltmctl.cli import app
+    from ltmctl.gcp.clients import ADC_HINT
+
+    result = CliRunner().invoke(app, ["--config", str(config_path), "--env", "dev", *command])
+    assert result.exit_code == 4, result.output
+    assert "No Application Default Credentials" in result.output
+    assert " ".join(ADC_HINT.split()) in " ".join(result.output.split())  # the hint, however it is wrapped
+    assert "Traceback" not in result.output
