@@ -116,7 +116,7 @@ class EventValidator:
         # fastjsonschema compiles the schema to Python: 25x faster on valid events, which are nearly all of
         # them; it stops at the first error, so an invalid event is checked again below for every problem.
         # It has no 2020-12 draft and compiles the contract as its newest, 2019-09, which gives every keyword the
-        # contract uses the same meaning (tests/api_service/test_fuzz.py compares the two on generated events).
+        # contract uses the same meaning (tests/test_contract_limits.py compares the two on variants of an event).
         self._fast = fastjsonschema.compile(schema)
         self._fast_error = fastjsonschema.JsonSchemaException
 
