@@ -53,10 +53,18 @@ def run_concurrently(committer, rows):
             results[r["event_id"]] = exc
         answered_on_return[r["event_id"]] = r["event_id"] in committer.sink.answered
 
-    threads = [threading.Thread(target=call, args=(r,)) for r in rows]
+    threads = [threading.Thread(target=call, args=(r,), daemon=True) for r in rows]
     for t in threads:
         t.start()
     return threads, results, answered_on_return
+
+
+def join_all(threads, timeout_s: float = 20.0) -> None:
+    """Wait for the threads together, at most timeout_s in all: a caller that never returns (a lost wake-up) fails
+    the test's assertions within seconds, not after a join per thread."""
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
 
 
 def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_stored(stack):
@@ -67,8 +75,7 @@ def test_concurrent_rows_share_inserts_and_each_caller_returns_after_its_row_is_
     rows = [row(action) for _ in range(40)]
     threads, results, answered_on_return = run_concurrently(committer, rows)
     gate.set()
-    for t in threads:
-        t.join(30)
+    join_all(threads)
     assert all(results[r["event_id"]] is STORED for r in rows)
     assert stored_ids(stack, action) == {r["event_id"] for r in rows}
     assert len(sink.batches) < len(rows)  # coalesced
@@ -88,8 +95,7 @@ def test_a_failing_insert_fails_every_caller_in_its_batch(stack):
     more, more_results, _ = run_concurrently(committer, rows[1:])
     wait_until(lambda: len(committer._pending) == 9)
     gate.set()
-    for t in threads + more:
-        t.join(30)
+    join_all(threads + more)
     results.update(more_results)
     assert sorted(map(len, sink.batches)) == [1, 9]  # a request of nine rows failed...
     assert len(results) == 10
@@ -105,8 +111,7 @@ def test_rows_beyond_max_rows_go_in_the_next_request(stack):
     rows = [row(action) for _ in range(10)]
     threads, results, _ = run_concurrently(committer, rows)
     gate.set()
-    for t in threads:
-        t.join(30)
+    join_all(threads)
     assert all(len(b) <= 3 for b in sink.batches)
     assert stored_ids(stack, action) == {r["event_id"] for r in rows}
 
@@ -170,8 +175,7 @@ def test_a_busy_committer_waits_for_as_many_rows_as_recent_requests_carried(stac
     wait_until(lambda: committer._pending)
     e = row(action)
     more, more_results, _ = run_concurrently(committer, [e])
-    for t in threads + more:
-        t.join(30)
+    join_all(threads + more)
     assert results[d["event_id"]] is STORED and more_results[e["event_id"]] is STORED
     assert committer.sink.batches == [[d["event_id"], e["event_id"]]]
 
@@ -201,8 +205,7 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
     more, more_results, _ = run_concurrently(committer, [*good[1:3], bad, *good[3:]])
     wait_until(lambda: len(committer._pending) == 6)  # the rest queue into one batch
     gate.set()
-    for t in threads + more:
-        t.join(30)
+    join_all(threads + more, timeout_s=60.0)  # the bad row's requests each retry for up to 3 s
     results.update(more_results)
     assert stored_ids(stack, action) == {r["event_id"] for r in good}
     assert all(results[r["event_id"]] is STORED for r in good)

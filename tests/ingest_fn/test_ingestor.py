@@ -18,7 +18,7 @@ from ingest_fn.metrics import REGISTRY
 from ingest_fn.sink import BigQuerySink, TransientError
 from ltmctl.clients import bigquery_for_emulator
 from tests.e2e.test_ingest import nothing_arrives, pull_all
-from tests.ingest_fn.test_group_commit import ObservedSink, wait_until
+from tests.ingest_fn.test_group_commit import ObservedSink, join_all, wait_until
 
 
 def message(event: dict) -> Message:
@@ -55,7 +55,7 @@ def handle_together(ing: Ingestor, messages: list[Message], gate: threading.Even
         except Exception as exc:  # noqa: BLE001 - recorded for the assertions
             outcomes[m.message_id] = exc
 
-    threads = [threading.Thread(target=run, args=(m,)) for m in messages]
+    threads = [threading.Thread(target=run, args=(m,), daemon=True) for m in messages]
     threads[0].start()
     # The first delivery leads and waits at the gate; the rest queue behind it. A delivery that returns instead (a
     # broken committer) ends the wait at once, and the assertions say what went wrong.
@@ -64,8 +64,7 @@ def handle_together(ing: Ingestor, messages: list[Message], gate: threading.Even
         t.start()
     wait_until(lambda: len(ing.committer._pending) >= len(messages) - 1 or not all(t.is_alive() for t in threads))
     gate.set()
-    for t in threads:
-        t.join(60)
+    join_all(threads, timeout_s=30.0)
     return outcomes
 
 
