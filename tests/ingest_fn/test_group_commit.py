@@ -211,3 +211,47 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
     assert all(results[r["event_id"]] is STORED for r in good)
     assert isinstance(results[bad["event_id"]], TransientError)
     assert any(len(b) > 1 and bad["event_id"] in b for b in sink.batches)  # it did share a request with good rows
+
+
+def test_a_busy_committer_remembers_only_the_last_eight_request_sizes(stack):
+    action = f"gcrecent-{uuid.uuid4().hex[:8]}"
+    committer = GroupCommitter(ObservedSink(stack.clients.bigquery, stack.table_id), linger_s=60.0,
+                               busy_window_s=60.0)
+    committer._recent_sizes.extend([50, *[1] * 8])  # a large request, then eight one-row ones
+    committer._last_end = time.monotonic()
+    threads, results, _ = run_concurrently(committer, [row(action)])
+    join_all(threads)  # waiting for 50 rows would hold it for the 60 s linger
+    assert list(results.values()) == [STORED]
+
+
+def test_a_lone_row_the_backend_chokes_on_is_sent_once_not_split(stack):
+    import json
+
+    sink = ObservedSink(stack.clients.bigquery, stack.table_id, timeout_s=3.0)
+    committer = GroupCommitter(sink)
+    bad = row("gc-lone", payload=json.dumps({"s": "\ud800"}))  # bqemulator answers the request 500
+    threads, results, _ = run_concurrently(committer, [bad])
+    join_all(threads, timeout_s=60.0)
+    assert isinstance(results[bad["event_id"]], TransientError)
+    assert sink.batches == [[bad["event_id"]]]  # nothing to split: no empty or repeated request
+
+
+def test_a_batch_failing_whole_costs_a_bounded_number_of_requests(stack):
+    """BigQuery answering every request with an error (here: no such table) is nobody's row: the batch is bisected
+    at most two requests per level, never the 2n - 1 a full search would send."""
+    missing = f"{stack.project}.{stack.resolved.pipeline.dataset}.missing_{uuid.uuid4().hex[:8]}"
+    gate = threading.Event()
+    sink = ObservedSink(stack.clients.bigquery, missing, gate=gate, timeout_s=3.0)
+    committer = GroupCommitter(sink)
+    rows = [row("gc-down") for _ in range(16)]
+    threads, results, _ = run_concurrently(committer, rows[:1])
+    wait_until(lambda: committer.inserts == 1)
+    more, more_results, _ = run_concurrently(committer, rows[1:])
+    wait_until(lambda: len(committer._pending) == 15)
+    gate.set()
+    join_all(threads + more, timeout_s=60.0)
+    results.update(more_results)
+    assert len(results) == 16 and all(isinstance(v, TransientError) for v in results.values())
+    first, *rest = sink.batches
+    assert len(first) == 1 and sorted(map(len, rest))[-1] == 15
+    assert len(rest) <= 2 * (15).bit_length() + 1  # the 15-row batch and its bisection: 9 requests at most
