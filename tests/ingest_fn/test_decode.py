@@ -123,3 +123,8 @@ def test_the_snake_case_ids_of_pushs_body_are_read_too():
     message = Message.from_push({"data": "", "message_id": "m-7", "publish_time": "2026-11-30T05:00:01Z"})
     assert (message.message_id, message.publish_time) == ("m-7", "2026-11-30T05:00:01Z")
     assert Message.from_push({}).message_id == ""
+
+
+def test_a_message_without_attributes_stores_null_not_an_empty_object(validator):
+    row = decode(push(json.dumps(VALID).encode()), validator, MAX_EVENT_BYTES)
+    assert row["attributes"] is None
