@@ -90,13 +90,7 @@ def test_a_failing_insert_fails_every_caller_in_its_batch(stack):
     sink = ObservedSink(dead, stack.table_id, timeout_s=1.0, gate=gate)
     committer = GroupCommitter(sink)
     rows = [row("never") for _ in range(10)]
-    threads, results, _ = run_concurrently(committer, rows[:1])
-    wait_until(lambda: committer.inserts == 1)
-    more, more_results, _ = run_concurrently(committer, rows[1:])
-    wait_until(lambda: len(committer._pending) == 9)
-    gate.set()
-    join_all(threads + more)
-    results.update(more_results)
+    results = run_as_one_batch(committer, rows, gate)
     assert sorted(map(len, sink.batches)) == [1, 9]  # a request of nine rows failed...
     assert len(results) == 10
     assert all(isinstance(v, TransientError) for v in results.values())  # ...and every one of its callers heard
@@ -128,6 +122,18 @@ def wait_until(condition, timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the committer never got there"
         time.sleep(0.01)
+
+
+def run_as_one_batch(committer, rows, gate: threading.Event, timeout_s: float = 20.0) -> dict:
+    """The first row leads and is held at the gate while the others queue behind it into one batch; then the gate
+    opens. Each row's outcome by event id, once every caller returned (or timeout_s passed)."""
+    threads, results, _ = run_concurrently(committer, rows[:1])
+    wait_until(lambda: committer.inserts == 1)
+    more, more_results, _ = run_concurrently(committer, rows[1:])
+    wait_until(lambda: len(committer._pending) == len(rows) - 1)
+    gate.set()
+    join_all(threads + more, timeout_s)
+    return {**results, **more_results}
 
 
 class GatedSink(ObservedSink):
@@ -200,13 +206,8 @@ def test_a_row_the_backend_chokes_on_never_holds_back_the_good_rows_of_its_batch
     committer = GroupCommitter(sink)
     good = [row(action) for _ in range(6)]
     bad = row(action, payload=json.dumps({"s": "\ud800"}))
-    threads, results, _ = run_concurrently(committer, [good[0]])
-    wait_until(lambda: committer.inserts == 1)  # the first caller leads and waits at the gate
-    more, more_results, _ = run_concurrently(committer, [*good[1:3], bad, *good[3:]])
-    wait_until(lambda: len(committer._pending) == 6)  # the rest queue into one batch
-    gate.set()
-    join_all(threads + more, timeout_s=60.0)  # the bad row's requests each retry for up to 3 s
-    results.update(more_results)
+    # the bad row's requests each retry for up to 3 s
+    results = run_as_one_batch(committer, [good[0], *good[1:3], bad, *good[3:]], gate, timeout_s=60.0)
     assert stored_ids(stack, action) == {r["event_id"] for r in good}
     assert all(results[r["event_id"]] is STORED for r in good)
     assert isinstance(results[bad["event_id"]], TransientError)
@@ -244,13 +245,7 @@ def test_a_batch_failing_whole_costs_a_bounded_number_of_requests(stack):
     sink = ObservedSink(stack.clients.bigquery, missing, gate=gate, timeout_s=3.0)
     committer = GroupCommitter(sink)
     rows = [row("gc-down") for _ in range(16)]
-    threads, results, _ = run_concurrently(committer, rows[:1])
-    wait_until(lambda: committer.inserts == 1)
-    more, more_results, _ = run_concurrently(committer, rows[1:])
-    wait_until(lambda: len(committer._pending) == 15)
-    gate.set()
-    join_all(threads + more, timeout_s=60.0)
-    results.update(more_results)
+    results = run_as_one_batch(committer, rows, gate, timeout_s=60.0)
     assert len(results) == 16 and all(isinstance(v, TransientError) for v in results.values())
     first, *rest = sink.batches
     assert len(first) == 1 and sorted(map(len, rest))[-1] == 15
