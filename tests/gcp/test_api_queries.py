@@ -131,6 +131,23 @@ def test_identical_concurrent_cold_requests_share_one_jobs_query(provisioned, ma
     assert sorted(_params(r)["action_id"] for r in sent) == ["a", "b"]
 
 
+def test_a_query_whose_job_fails_for_a_passing_reason_is_sent_again(provisioned, make_app):
+    """BigQuery answers 400 `jobInternalError` when the job it made of a query fails inside: the request was
+    right, so the query is sent again (a new requestId) and the user gets the answer, not a 503."""
+    provisioned.api(BigQueryApi).job_faults = ["jobInternalError", "jobRateLimitExceeded"]
+    app, header, _ = make_app()
+    with TestClient(app, raise_server_exceptions=False) as http:
+        response = http.get("/get_data/login:ana@example.com", headers=header)
+
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    sent = _bigquery(provisioned)
+    assert [(r.method_id, r.status) for r in sent] == [("bigquery.jobs.query", 400)] * 2 + [
+        ("bigquery.jobs.query", 200)]
+    assert [r.error["errors"][0]["reason"] for r in sent[:2]] == ["jobInternalError", "jobRateLimitExceeded"]
+    assert len({r.body["requestId"] for r in sent}) == 3
+    assert all(_params(r) == _params(sent[0]) for r in sent)
+
+
 def test_a_query_over_the_byte_cap_is_refused_by_bigquery_and_answered_503(provisioned, make_app):
     # 12 MiB of stored rows: the fake, which prunes nothing, bills them all; the cap is the API's least, 10 MiB.
     provisioned.api(BigQueryApi).rows[EVENTS_TABLE] = [

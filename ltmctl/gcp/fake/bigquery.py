@@ -56,6 +56,10 @@ class BigQueryApi(Api):
         # it did not store for a passing reason while it stored the rest of the request. Nothing in the request
         # causes it, so tests set it to drive the retry branch of a streaming insert.
         self.row_faults: dict[str, str] = {}
+        # Reasons, in order, for which the next jobs.query requests fail after BigQuery created their job
+        # (`jobInternalError`, `jobRateLimitExceeded`, `jobBackendError`: 400, transient, the client retries the
+        # query). Nothing in the request causes them, so tests set them to drive the client's job retry.
+        self.job_faults: list[str] = []
 
     def routes(self):
         d = "/bigquery/v2/projects/{project}/datasets"
@@ -387,6 +391,9 @@ class BigQueryApi(Api):
             raise ApiError(400, "INVALID_ARGUMENT", "Syntax error: Unexpected end of script at [1:1]",
                            reason="invalidQuery")
         ran = self._prepare(req, pid, sql, body.get("queryParameters") or [], body.get("maximumBytesBilled"))
+        if self.job_faults:
+            reason = self.job_faults.pop(0)
+            raise ApiError(400, "INVALID_ARGUMENT", _JOB_FAULTS[reason], reason=reason)
         location = body.get("location") or ran["location"]
         optional = body.get("jobCreationMode") == "JOB_CREATION_OPTIONAL"
         timeout_s = int(body.get("timeoutMs", 10_000)) / 1000
@@ -516,6 +523,14 @@ _NOT_CODE = re.compile(r"\'\'\'.*?\'\'\'|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:
 # GoogleSQL's type names a query parameter may have (StandardSqlDataType's type kinds, as BigQuery takes them).
 PARAMETER_TYPES = frozenset({"INT64", "BOOL", "FLOAT64", "STRING", "BYTES", "TIMESTAMP", "DATE", "TIME", "DATETIME",
                              "INTERVAL", "GEOGRAPHY", "NUMERIC", "BIGNUMERIC", "JSON", "ARRAY", "STRUCT", "RANGE"})
+
+
+# What BigQuery says when a job it created fails for a passing reason (the error table of its troubleshooting page).
+_JOB_FAULTS = {
+    "jobInternalError": "The job encountered an internal error during execution and was unable to complete.",
+    "jobBackendError": "The job was created, but failed with an internal error. Retry the job.",
+    "jobRateLimitExceeded": "Exceeded rate limits: too many concurrent queries. Retry the job.",
+}
 
 
 def _named_parameters(sql: str) -> list[str]:
