@@ -452,5 +452,7 @@ def test_a_verified_assertion_is_not_verified_again_on_a_route_the_cache_cannot_
     second = api.get(f"/app_info/{unique('v2')}:sales?days=7", auth=False, headers={HEADER: token})
     assert second.status_code == 404
     assert verified.hits == 1  # answered from the cache, not by a second signature check
-    # both log lines name the verified e-mail: the cached identity is the one the check found
-    assert [line.get("email") for line in api.log_lines()] == ["Twice@Example.com"] * 2
+    third = api.get(f"/app_info/{unique('v3')}:sales?days=7", auth=False, headers={HEADER: token})
+    assert third.status_code == 404 and (verified.hits, len(verified)) == (2, 1)  # and again
+    # every log line names the verified e-mail: the cached identity is the one the check found
+    assert [line.get("email") for line in api.log_lines()] == ["Twice@Example.com"] * 3
