@@ -22,6 +22,8 @@ from api_service.iap import (
     HEADER,
     ISSUER,
     LEEWAY_S,
+    MAX_SUBJECT_CHARS,
+    Identity,
     JwksFileKeys,
     KeysUnavailable,
     RemoteJwksKeys,
@@ -88,6 +90,16 @@ BAD_ASSERTIONS = {
     "no exp": (lambda keys, tmp: keys.token(exp=None), "missing claim: exp"),
     "no iat": (lambda keys, tmp: keys.token(iat=None), "missing claim: iat"),
     "missing email": (lambda keys, tmp: keys.token(email=None), "assertion has no email claim"),
+    "an email over 320 characters": (lambda keys, tmp: keys.token(email="a" * 309 + "@example.com"),
+                                     "assertion has no email claim"),
+    "iat a numeric string": (lambda keys, tmp: keys.token(iat=str(int(time.time()))),
+                             "invalid iat claim (not a number of seconds)"),
+    "nbf a numeric string": (lambda keys, tmp: keys.token(nbf=str(int(time.time()))),
+                             "invalid nbf claim (not a number of seconds)"),
+    "a signed payload that is no JSON object": (
+        lambda keys, tmp: jwt.PyJWS().encode(b"[1, 2]", iap_local._load_private(keys.private_pem), "ES256",
+                                             headers={"kid": keys.kid}),
+        "invalid assertion (DecodeError)"),
     "alg none": (lambda keys, tmp: _forged({"alg": "none", "kid": keys.kid}, _claims()),
                  "algorithm 'none' is not allowed; only ES256"),
     "alg None spelled differently": (lambda keys, tmp: _forged({"alg": "nOnE", "kid": keys.kid}, _claims()),
@@ -135,6 +147,17 @@ def test_an_exp_that_is_not_a_plausible_number_gives_401_not_500(api: Api, keys:
     response = api.get(f"/get_data/{unique('exp')}:a@example.com", auth=False, headers={HEADER: keys.token(exp=exp)})
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "unauthenticated"
+
+
+def test_the_identity_is_the_email_and_the_subject_the_assertion_carries(keys: Keys) -> None:
+    source = JwksFileKeys(keys.jwks_path)
+    longest = "a" * 308 + "@example.com"  # 320 characters, the most an address may have
+    identity = verify_assertion(keys.token(email=longest, sub="accounts.google.com:1234"), source, AUDIENCE)
+    assert identity == Identity(email=longest, subject="accounts.google.com:1234")
+    # A subject is kept only up to MAX_SUBJECT_CHARS (it is held in the verified-assertion cache); the e-mail,
+    # which is what the API acts on, still identifies the caller.
+    for subject, kept in [("s" * MAX_SUBJECT_CHARS, "s" * MAX_SUBJECT_CHARS), ("s" * (MAX_SUBJECT_CHARS + 1), None)]:
+        assert verify_assertion(keys.token(sub=subject), source, AUDIENCE).subject == kept
 
 
 def test_clock_skew_within_the_leeway_is_accepted(api: Api, keys: Keys) -> None:
