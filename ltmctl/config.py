@@ -92,6 +92,9 @@ class MetricsHistory(_Strict):
 
 class LocalSettings(_Strict):
     ports: Ports = Ports()
+    # Instances of the ingest function the stack runs, as Cloud Run runs several: worker processes, each with its
+    # own group commit and `ingest.concurrency` requests at once; the delivery sends instances x concurrency.
+    ingest_instances: int = Field(2, ge=1, le=16)
     metrics_history: MetricsHistory = MetricsHistory()
 
 

@@ -14,7 +14,11 @@ when the function returns, 500 with `X-Google-Status: crash` when it raises (so 
 retries), 400 when the body converts to no event, 405 to anything but POST (the stack's health check).
 
 THREADS (functions-framework's variable) bounds the requests handled at once, as gunicorn's threads do; one
-thread serves each connection (the delivery keeps one per request slot open).
+thread serves each connection (the delivery keeps one per request slot open). WORKERS (its variable too) is how
+many worker processes serve, each with its own copy of the function, as gunicorn's workers do: the local stack
+runs one per function instance it stands for, so each has its own group commit as each Cloud Run instance has.
+They accept on one listening socket. Their Prometheus counters are kept in files (prometheus_client's multiprocess
+mode, in PROMETHEUS_MULTIPROC_DIR) and this process serves their sum on LTM_METRICS_PORT, the port one worker would serve.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MAX_LINE = 8190  # gunicorn's limit on the request line and each header line
@@ -258,22 +263,87 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signature-type", default=os.environ.get("FUNCTION_SIGNATURE_TYPE", "cloudevent"))
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    parser.add_argument("--metrics-dir", type=Path, default=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+                        help="where the workers keep their counters (emptied at start; default: a temporary one)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    # Before the function's module is loaded: prometheus_client chooses file-backed counters when it is imported.
+    metrics = _counters_in_files(args.metrics_dir)
     app = App(load_function(args.target, args.source, args.signature_type), int(os.environ.get("THREADS", "80")))
     server = serve(app, args.host, args.port)
-    # As gunicorn does: the module is imported here and the worker that serves is forked, so the function's own
-    # after-fork hooks run as they do under functions-framework (ingest_fn starts its metrics endpoint and builds
-    # its clients there).
+    # Every worker accepts on this one socket. Non-blocking, so the workers that lose the race for a connection get
+    # EAGAIN, which socketserver ignores, instead of blocking in accept() until the next connection.
+    server.socket.setblocking(False)
+    # As gunicorn does: the module is imported here and the workers that serve are forked, so the function's own
+    # after-fork hooks run as they do under functions-framework (ingest_fn builds its clients there).
     parent = os.getpid()
-    worker = os.fork()
-    if worker == 0:
-        _die_with(parent)
-        _work(app, server)
+    workers = []
+    for _ in range(args.workers):
+        worker = os.fork()
+        if worker == 0:
+            _die_with(parent)
+            _work(app, server)
+        workers.append(worker)
     server.server_close()
+    if metrics is not None:
+        _serve_counters(*metrics)  # after the forks, so no worker holds the metrics port
+    sys.exit(_supervise(workers))
+
+
+def _counters_in_files(directory: Path | None) -> tuple[str, Path] | None:
+    """(port, directory) when LTM_METRICS_PORT asks for the function's counters: then every process keeps them in
+    files there and this one serves their sum. The variable is taken out of the environment, so no worker starts
+    an endpoint of its own on that port."""
+    port = os.environ.pop("LTM_METRICS_PORT", None)
+    if not port:
+        return None
+    if directory is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="ltm-ingest-metrics-"))
+        atexit.register(shutil.rmtree, directory, True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's counts: a restarted function counts from zero
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return port, directory
+
+
+def _serve_counters(port: str, directory: Path) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    start_http_server(int(port), addr=os.environ.get("LTM_METRICS_HOST", "127.0.0.1"), registry=registry)
+
+
+def _supervise(workers: list[int]) -> int:
+    """Wait for the workers; SIGTERM and ^C are passed to each. When one ends on its own, the others are stopped
+    too and this process exits with its status: the stack sees the function down (a piece that serves only
+    some of its deliveries would hide it)."""
+    def stop(*_: Any) -> None:
+        for worker in workers:
+            try:
+                os.kill(worker, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: os.kill(worker, signal.SIGTERM))
-    _, status = os.waitpid(worker, 0)
-    sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        signal.signal(signum, stop)
+    code, alive = None, set(workers)
+    while alive:
+        worker, status = os.wait()
+        alive.discard(worker)
+        if code is None:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell reports it
+            stop()
+    return code or 0
 
 
 def _die_with(parent: int) -> None:

@@ -72,7 +72,8 @@ class DeliverySettings:
     """What the delivery process needs to know of the ingest subscription and the function it pushes to."""
 
     subscription: str  # projects/P/subscriptions/S
-    concurrency: int  # requests in flight: the concurrency the gcp environment deploys the function with
+    concurrency: int  # requests one function instance serves at once: what the gcp environment deploys with
+    instances: int  # function instances (worker processes); the delivery sends up to instances x concurrency
     ack_deadline_s: int
     max_backoff_s: int
 
@@ -124,9 +125,11 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
             [py, "-m", "ltmctl.local.ingest_server", "--target", "ingest", "--signature-type", "cloudevent",
              "--source", str(ingest_source), "--host", "127.0.0.1", "--port", str(ports["ingest"])],
             "/",
-            # THREADS: requests served at once, functions-framework's variable: as many as the delivery process sends
-            # at once, so they are all in the function together and group commit joins them.
-            {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"]), "THREADS": str(delivery.concurrency)},
+            # WORKERS and THREADS, functions-framework's variables: one worker per instance, each serving the
+            # instance's concurrency, so the deliveries an instance gets are in its function together and its
+            # group commit joins them. The workers' counters are summed from files in ingest-metrics/.
+            {**service_env, "LTM_METRICS_PORT": str(ports["ingest_metrics"]), "THREADS": str(delivery.concurrency),
+             "WORKERS": str(delivery.instances), "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "ingest-metrics")},
         ),
         Piece(
             "api", ports["api"],
@@ -149,7 +152,7 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
         Piece(
             "delivery", ports["delivery"],
             [py, "-m", "ltmctl.local.delivery", "--subscription", delivery.subscription,
-             "--endpoint", f"http://127.0.0.1:{ports['ingest']}/", "--concurrency", str(delivery.concurrency),
+             "--endpoint", f"http://127.0.0.1:{ports['ingest']}/", "--concurrency", str(delivery.instances * delivery.concurrency),
              "--ack-deadline", str(delivery.ack_deadline_s), "--max-backoff", str(delivery.max_backoff_s),
              "--port", str(ports["delivery"])],
             "/",

@@ -260,6 +260,9 @@ def status(resolved: Resolved) -> list[dict[str, Any]]:
     figures = delivery_figures(state)
     recording = _recorder_figures(state)
     for row in rows:
+        env = state.pieces[row["piece"]].env
+        if row["piece"] == "ingest" and "THREADS" in env:
+            row.update(instances=int(env.get("WORKERS", "1")), threads=int(env["THREADS"]))
         if row["piece"] == "recorder" and recording is not None:
             row.update(snapshots=recording["recorded"], every_s=recording["every_s"],
                        recorder_error=recording["last_error"])
@@ -285,6 +288,8 @@ def activity(row: dict[str, Any]) -> str:
     if "snapshots" in row:
         failing = f"; last read failed: {row['recorder_error']}" if row["recorder_error"] else ""
         return f"{row['snapshots']:,} snapshots this run, every {row['every_s']:g}s{failing}"
+    if "instances" in row:
+        return f"{row['instances']} instance{'s' if row['instances'] != 1 else ''} × {row['threads']} requests at once"
     if "in_flight" not in row:
         return ""
     backlog = f"{'≥ ' if row['backlog_more'] else ''}{row['backlog']:,}"
@@ -620,7 +625,8 @@ def _wanted(resolved: Resolved, ports: dict[str, int]) -> list[Piece]:
     _, jwks_file = iap_keys(resolved)
     p = resolved.pipeline
     delivery = DeliverySettings(f"projects/{resolved.env.project}/subscriptions/{p.subscription}",
-                                resolved.env.ingest.concurrency, p.ack_deadline_s, p.retry.maximum_backoff_s)
+                                resolved.env.ingest.concurrency, resolved.env.local_settings.ingest_instances,
+                                p.ack_deadline_s, p.retry.maximum_backoff_s)
     h = resolved.env.local_settings.metrics_history
     recording = Recording(history_file(resolved), h.every_s, h.max_bytes, h.max_snapshots)
     return pieces(resolved.env.project, ports, resolved.state_dir, pipeline.service_env(resolved), jwks_file,

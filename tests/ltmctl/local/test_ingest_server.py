@@ -7,7 +7,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -158,53 +165,159 @@ def test_threads_bound_the_requests_in_the_function_at_once(tmp_path, monkeypatc
     assert statuses == [200] * 6 and most[0] == 3
 
 
-def test_the_worker_ends_with_the_process_that_started_it(tmp_path):
-    """The stack watches and kills the pid it started; a worker left behind would go on taking deliveries."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    source = tmp_path / "main.py"
-    source.write_text(FUNCTION)
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    parent = subprocess.Popen([sys.executable, "-m", "ltmctl.local.ingest_server", "--target", "record",
+        return probe.getsockname()[1]
+
+
+def _start(tmp_path: Path, source: Path, port: int, target: str = "record", **env: str) -> subprocess.Popen:
+    """`python -m ltmctl.local.ingest_server` serving `target` from source, once it answers (GET: 405)."""
+    server = subprocess.Popen([sys.executable, "-m", "ltmctl.local.ingest_server", "--target", target,
                                "--signature-type", "cloudevent", "--source", str(source), "--host", "127.0.0.1",
-                               "--port", str(port)], env={**os.environ, "LTM_TEST_SEEN": str(tmp_path / "seen")})
+                               "--port", str(port)], env={**os.environ, "LTM_TEST_SEEN": str(tmp_path / "seen"), **env})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/")
+            assert connection.getresponse().status == 405
+            connection.close()
+            return server
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone(pid: int) -> bool:
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/")
-                assert connection.getresponse().status == 405
-                connection.close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.1)
-        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
-        (worker,) = [int(pid) for pid in children]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # dead, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def _stop(server: subprocess.Popen, workers: list[int]) -> None:
+    if server.poll() is None:
+        server.kill()
+        server.wait(10)
+    for pid in workers:  # a worker left behind when the behaviour is broken
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_the_worker_ends_with_the_process_that_started_it(tmp_path):
+    """The stack watches and kills the pid it started; a worker left behind would go on taking deliveries."""
+    source = tmp_path / "main.py"
+    source.write_text(FUNCTION)
+    parent, workers = _start(tmp_path, source, _free_port()), []
+    try:
+        workers = _children(parent.pid)
+        assert len(workers) == 1
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 5
-        while True:
-            try:
-                if Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    break  # dead, not yet reaped by whoever inherited it
-            except FileNotFoundError:
-                break
+        while not _gone(workers[0]):
             assert time.monotonic() < deadline, "the worker outlived its parent"
             time.sleep(0.05)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-        for pid in locals().get("children", []):  # a worker left behind when the behaviour is broken
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+        _stop(parent, workers)
+
+
+COUNTING = FUNCTION + '''
+import time
+from prometheus_client import CollectorRegistry, Counter
+
+REGISTRY = CollectorRegistry()
+CALLS = Counter("ltm_test_calls", "Events the function saw.", registry=REGISTRY)
+
+
+@functions_framework.cloud_event
+def count(event):
+    with open(os.environ["LTM_TEST_SEEN"], "a") as seen:
+        seen.write(f"{os.getpid()}\\n")
+    CALLS.inc()
+    time.sleep(0.02)
+'''
+
+
+def test_workers_share_the_port_and_one_endpoint_serves_the_sum_of_their_counters(tmp_path):
+    """WORKERS=2: two processes, each with its own copy of the function (a Cloud Run instance each), take the
+    connections of one port; their counters are kept in files and the server's own endpoint on LTM_METRICS_PORT
+    serves the sum. When one worker dies, the server stops the other and exits, so the stack sees it down."""
+    source = tmp_path / "main.py"
+    source.write_text(COUNTING)
+    port, metrics_port = _free_port(), _free_port()
+    server = _start(tmp_path, source, port, "count", WORKERS="2", THREADS="4", LTM_METRICS_PORT=str(metrics_port),
+                    PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "counters"))
+    workers: list[int] = []
+    try:
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        requests, statuses = 64, []
+
+        def post(n: int) -> None:
+            for _ in range(n):  # a connection per request: each is taken by whichever worker accepts first
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+                connection.request("POST", "/", body=_push(), headers={**JSON, "Connection": "close"})
+                statuses.append(connection.getresponse().status)
+                connection.close()
+
+        posts = [threading.Thread(target=post, args=(requests // 8,)) for _ in range(8)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join(60)
+        assert statuses == [200] * requests
+        served_by = [int(line) for line in (tmp_path / "seen").read_text().split()]
+        assert len(served_by) == requests and set(served_by) == set(workers)
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert f"ltm_test_calls_total {float(requests)}" in exposition.splitlines()
+        assert sorted(p.name for p in (tmp_path / "counters").glob("counter_*.db")) == sorted(
+            f"counter_{pid}.db" for pid in [server.pid, *workers])
+
+        os.kill(workers[0], signal.SIGKILL)
+        assert server.wait(10) == 128 + signal.SIGKILL  # the worker's end, as a shell reports a killed process
+        deadline = time.monotonic() + 10
+        while not _gone(workers[1]):
+            assert time.monotonic() < deadline, "the other worker outlived the first"
+            time.sleep(0.05)
+    finally:
+        _stop(server, workers)
+
+
+def test_sigterm_stops_every_worker_and_the_server_exits_0(tmp_path):
+    """`local down` sends SIGTERM: each worker finishes what it holds and exits, then the server does, with 0. Run
+    by hand (no PROMETHEUS_MULTIPROC_DIR), it keeps the counters in a temporary directory and removes it."""
+    source = tmp_path / "main.py"
+    source.write_text(COUNTING)
+    (tmp_path / "tmp").mkdir()
+    port, metrics_port = _free_port(), _free_port()
+    environment = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "environ", {**environment, "TMPDIR": str(tmp_path / "tmp")})
+        server = _start(tmp_path, source, port, "count", WORKERS="3", LTM_METRICS_PORT=str(metrics_port))
+    workers: list[int] = []
+    try:
+        workers = _children(server.pid)
+        assert len(workers) == 3
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        connection.request("POST", "/", body=_push(), headers=JSON)
+        assert connection.getresponse().status == 200
+        connection.close()
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert "ltm_test_calls_total 1.0" in exposition.splitlines()
+        (counters,) = (tmp_path / "tmp").iterdir()
+        assert counters.name.startswith("ltm-ingest-metrics-") and any(counters.glob("counter_*.db"))
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+        assert all(_gone(pid) for pid in workers)
+        assert list((tmp_path / "tmp").iterdir()) == []
+    finally:
+        _stop(server, workers)

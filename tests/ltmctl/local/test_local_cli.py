@@ -36,8 +36,11 @@ def test_up_status_env_down(project_dir):
         state = pieces_of(project_dir)
         assert set(state) == {"pubsub", "bigquery", "ingest", "api", "recorder", "delivery"}
         assert all(processes.alive(processes.Proc(p["pid"], p["start_ticks"])) for p in state.values())
-        # The function serves as many requests at once as the delivery sends (functions-framework's THREADS).
-        assert state["ingest"]["env"]["THREADS"] == "80" and "--concurrency" in state["delivery"]["argv"]
+        # Two function instances (functions-framework's WORKERS), each serving the deployed concurrency (its
+        # THREADS); the delivery sends as many as all instances serve.
+        assert (state["ingest"]["env"]["WORKERS"], state["ingest"]["env"]["THREADS"]) == ("2", "80")
+        argv = state["delivery"]["argv"]
+        assert argv[argv.index("--concurrency") + 1] == "160"
 
         status = ltm(project_dir, "status", "--output", "json")
         assert status.exit_code == 0, status.output
@@ -45,10 +48,12 @@ def test_up_status_env_down(project_dir):
         assert all(r["healthy"] for r in rows.values())
         assert rows["bigquery"]["pid"] == state["bigquery"]["pid"]
         delivery = rows["delivery"]
-        assert (delivery["in_flight"], delivery["backlog"], delivery["concurrency"]) == (0, 0, 80)
+        assert (delivery["in_flight"], delivery["backlog"], delivery["concurrency"]) == (0, 0, 160)
+        assert (rows["ingest"]["instances"], rows["ingest"]["threads"]) == (2, 80)
         table = runner.invoke(app, ["--config", str(project_dir / "config" / "ltm.yaml"), "local", "status"],
                               env={"COLUMNS": "300"})
-        assert table.exit_code == 0 and "0/80 in flight, backlog 0" in table.stdout
+        assert table.exit_code == 0 and "0/160 in flight, backlog 0" in table.stdout
+        assert "2 instances × 80 requests at once" in table.stdout
         assert rows["recorder"]["every_s"] == 10 and "snapshots this run, every 10s" in table.stdout
 
         # The emulator does not push: the ingest subscription is a pull subscription the delivery process reads.
