@@ -219,6 +219,17 @@ def test_only_p256_keys_are_taken_from_a_jwk_set(keys: Keys) -> None:
     assert keys_from_jwks([good]) == {} and keys_from_jwks({"keys": "x"}) == {}
 
 
+def test_every_usable_key_is_taken_whatever_comes_before_it(keys: Keys) -> None:
+    """A key PyJWK refuses (a point off the curve) or of another kind is skipped, not the end of the set; a P-256
+    key that names no `alg` is taken (the member is optional in a JWK)."""
+    good = json.loads(keys.jwks_path.read_text())["keys"][0]
+    no_alg = {k: v for k, v in good.items() if k not in ("alg", "kid")} | {"kid": "no-alg"}
+    off_the_curve = {**good, "kid": "broken", "y": good["x"]}
+    got = keys_from_jwks({"keys": ["junk", off_the_curve, {**good, "kid": "p384", "crv": "P-384"}, good, no_alg]})
+    assert list(got) == [good["kid"], "no-alg"]
+    assert got["no-alg"].public_numbers() == got[good["kid"]].public_numbers()
+
+
 class _JwksServer:
     """A stand-in for Google's key endpoint, on loopback: it serves whatever set the test puts in it."""
 
