@@ -211,3 +211,13 @@ def test_response_models_are_in_the_openapi_document(api: Api) -> None:
     assert get_data["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("GetDataResponse")
     assert get_data["security"] == [{"IAP": []}]
     assert "/app_info/{app_id}:{app_department}" in document["paths"]
+    # Each parameter is described, with its bounds, for whoever reads the document to call the API.
+    described = {(p["name"], p["in"]): (p.get("description"), p["schema"]) for p in get_data["parameters"]}
+    app_info = document["paths"]["/app_info/{app_id}:{app_department}"]["get"]
+    described |= {(p["name"], p["in"]): (p.get("description"), p["schema"]) for p in app_info["parameters"]}
+    assert described[("user_email", "path")][0] == "The event's user_email."
+    assert described[("app_department", "path")][0] == "The event's app_department."
+    assert described[("limit", "query")][0] == "Newest events to return."
+    assert (described[("limit", "query")][1]["minimum"], described[("limit", "query")][1]["maximum"]) == (1, 1000)
+    assert described[("days", "query")][0] == "Look-back window in days (partition filter)."
+    assert (described[("days", "query")][1]["minimum"], described[("days", "query")][1]["maximum"]) == (1, 365)
