@@ -115,8 +115,9 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
              "--grpc-host", "127.0.0.1", "--grpc-port", str(ports["bigquery_grpc"]),
              "--log-format", "json", "--log-level", "warning", "--no-admin"],
             "/healthz",
-            # Format extensions cost about 2 s of start-up and nothing here reads Parquet/Avro from files.
-            {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"},
+            # Format extensions cost about 2 s of start-up and nothing here reads Parquet/Avro from files. Its own
+            # Prometheus counters: nothing reads them, and counting costs every request (bigquery_main.py).
+            {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false", "BQEMU_METRICS_ENABLED": "false"},
         ),
         Piece(
             "ingest", ports["ingest"],

@@ -204,3 +204,43 @@ def test_row_counts_of_streaming_inserts_are_stored_in_the_catalog(stack):
     assert [f.name for f in after.schema] == ["n", "s"] and after.etag == before.etag
     assert sorted(r.n for r in client.query_and_wait(f"SELECT n FROM `{table_id}`")) == [1, 2, 3]
     client.delete_table(table_id)
+
+
+def test_middleware_that_would_do_nothing_is_left_out():
+    """The access log (it writes at info) and bqemulator's own counters (served nowhere with metrics off) are each
+    a BaseHTTPMiddleware layer costing every request; they stay only when they would do something."""
+    code = """
+from types import SimpleNamespace
+from starlette.applications import Starlette
+from bqemulator import server
+from bqemulator.api.middleware import (AccessLogMiddleware, CorrelationIdMiddleware, GzipRequestMiddleware,
+                                       MetricsMiddleware)
+
+def bqemulators_layers(context):  # the four layers bqemulator's create_app adds, in its order
+    app = Starlette()
+    app.add_middleware(MetricsMiddleware, metrics=None)
+    for layer in (AccessLogMiddleware, CorrelationIdMiddleware, GzipRequestMiddleware):
+        app.add_middleware(layer)
+    return app
+
+server.create_app = bqemulators_layers
+from ltmctl.local.bigquery_main import _idle_layers_left_out
+_idle_layers_left_out()
+for level, metrics in [("warning", False), ("error", True), ("info", False), ("debug", True)]:
+    app = server.create_app(SimpleNamespace(settings=SimpleNamespace(log_level=level, metrics_enabled=metrics)))
+    print("layers:", level, metrics, [m.cls.__name__.removesuffix("Middleware") for m in app.user_middleware])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert [line.removeprefix("layers: ") for line in result.stdout.splitlines() if line.startswith("layers: ")] == [
+        "warning False ['GzipRequest', 'CorrelationId']",
+        "error True ['GzipRequest', 'CorrelationId', 'Metrics']",
+        "info False ['GzipRequest', 'CorrelationId', 'AccessLog']",
+        "debug True ['GzipRequest', 'CorrelationId', 'AccessLog', 'Metrics']",
+    ], result.stderr
+
+
+def test_the_stacks_bigquery_serves_no_counters_of_its_own(stack):
+    import httpx
+
+    assert httpx.get(f"{stack.state.bigquery_endpoint}/metrics").status_code == 404
+    assert httpx.get(f"{stack.state.bigquery_endpoint}/healthz").status_code == 200
