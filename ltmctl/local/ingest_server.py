@@ -96,10 +96,16 @@ def to_cloud_event(request: Request) -> Any:
     from functions_framework import event_conversion
     from functions_framework.exceptions import EventConversionException
 
-    try:
-        return from_http(request.headers, request.body)
-    except (cloud_exceptions.MissingRequiredFields, cloud_exceptions.InvalidRequiredFields) as exc:
-        not_a_cloud_event = exc
+    not_a_cloud_event: Exception | None = None
+    if _plainly_no_cloud_event(request):
+        # What from_http would raise after parsing the body, without its parse: the body is parsed once, here,
+        # and the conversion below reads the same parse (a push body, every delivery).
+        not_a_cloud_event = cloud_exceptions.MissingRequiredFields("Failed to find specversion in HTTP request")
+    else:
+        try:
+            return from_http(request.headers, request.body)
+        except (cloud_exceptions.MissingRequiredFields, cloud_exceptions.InvalidRequiredFields) as exc:
+            not_a_cloud_event = exc
     try:
         return event_conversion.background_event_to_cloud_event(request)
     except EventConversionException as exc:
@@ -108,6 +114,19 @@ def to_cloud_event(request: Request) -> Any:
                         "failed and converting from background event to CloudEvent also failed.\n"
                         f"Got CloudEvent exception: {not_a_cloud_event!r}\n"
                         f"Got background event conversion exception: {exc!r}") from None
+
+
+def _plainly_no_cloud_event(request: Request) -> bool:
+    """Whether from_http would refuse the request as no CloudEvent: not binary mode (no ce-specversion header)
+    and a JSON object body without `specversion` (from_http reads a structured event from any body it can parse).
+    Only for a JSON content type, whose parse the conversion reuses; for any other, from_http decides."""
+    if "ce-specversion" in request.headers:
+        return False
+    try:
+        body = request.get_json()
+    except HttpError:
+        return False
+    return isinstance(body, dict) and "specversion" not in body
 
 
 class App:
