@@ -51,9 +51,15 @@ def test_down_with_a_backlog_refuses_then_drains_and_loses_nothing(project_dir):
     assert ltm(project_dir, "up", "--port-base", "0").exit_code == 0
     try:
         action = f"drain-{uuid.uuid4().hex[:8]}"
-        publish(project_dir, action, 1500)
-
-        refused = ltm(project_dir, "down", "--drain-timeout", "0")
+        # The function is paused (SIGSTOP to its process group) while the events are published, so a backlog is
+        # certain when `down` looks: the stack stores 1,500 events in about two seconds.
+        ingest = state_of(project_dir)["pieces"]["ingest"]["pid"]
+        os.killpg(ingest, signal.SIGSTOP)
+        try:
+            publish(project_dir, action, 1500)
+            refused = ltm(project_dir, "down", "--drain-timeout", "0")
+        finally:
+            os.killpg(ingest, signal.SIGCONT)
         assert refused.exit_code == 4, refused.output
         message = flat(refused.stderr)
         assert "not yet stored" in message and "--force" in message
@@ -77,12 +83,13 @@ def test_down_with_a_backlog_refuses_then_drains_and_loses_nothing(project_dir):
 def test_down_force_says_how_many_messages_it_lost(project_dir):
     assert ltm(project_dir, "up", "--port-base", "0").exit_code == 0
     try:
-        publish(project_dir, f"force-{uuid.uuid4().hex[:8]}", 2000)
         # With the ingest function dead nothing can store them: no point waiting, refused at once, saying why.
+        # Killed before the publish, so none of the events can be stored before `down` looks.
         ingest = state_of(project_dir)["pieces"]["ingest"]
         os.kill(ingest["pid"], signal.SIGKILL)
         while processes.alive(processes.Proc(ingest["pid"], ingest["start_ticks"])):
             time.sleep(0.05)
+        publish(project_dir, f"force-{uuid.uuid4().hex[:8]}", 2000)
         refused = ltm(project_dir, "down")
         assert refused.exit_code == 4, refused.output
         assert "ingest is down" in flat(refused.stderr) and "ltmctl local up" in flat(refused.stderr)
