@@ -10,6 +10,7 @@ reader) are not seen.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from ltmctl.errors import BackendError
@@ -41,8 +42,14 @@ def waiting_ids(subscriber: Any, path: str, *, cap: int = COUNT_CAP, budget_s: f
                 bounded = True
                 break
             try:
-                response = subscriber.pull(request={"subscription": path, "max_messages": PULL_MAX},
-                                           timeout=5.0, retry=None)
+                # return_immediately: a snapshot of what is there now. Without it the emulator holds the last,
+                # empty pull open for about 4 s before answering, which every `local down` paid. (Google
+                # discourages it for Pub/Sub itself; this counts only the local emulator's subscriptions.)
+                with warnings.catch_warnings():  # the client's DeprecationWarning says the same as above
+                    warnings.filterwarnings("ignore", "The return_immediately flag is deprecated",
+                                            DeprecationWarning)
+                    response = subscriber.pull(request={"subscription": path, "max_messages": PULL_MAX,
+                                                        "return_immediately": True}, timeout=5.0, retry=None)
             except exceptions.DeadlineExceeded:
                 break  # nothing arrived while waiting: empty
             except exceptions.NotFound:

@@ -18,7 +18,8 @@ thread serves each connection (the delivery keeps one per request slot open). WO
 many worker processes serve, each with its own copy of the function, as gunicorn's workers do: the local stack
 runs one per function instance it stands for, so each has its own group commit as each Cloud Run instance has.
 They accept on one listening socket. Their Prometheus counters are kept in files (prometheus_client's multiprocess
-mode, in PROMETHEUS_MULTIPROC_DIR) and this process serves their sum on LTM_METRICS_PORT, the port one worker would serve.
+mode, in PROMETHEUS_MULTIPROC_DIR) and this process serves their sum on LTM_METRICS_PORT, the port one worker
+would serve.
 """
 
 from __future__ import annotations

@@ -153,7 +153,8 @@ def pieces(project: str, ports: dict[str, int], data_dir: Path, pipeline_env: di
         Piece(
             "delivery", ports["delivery"],
             [py, "-m", "ltmctl.local.delivery", "--subscription", delivery.subscription,
-             "--endpoint", f"http://127.0.0.1:{ports['ingest']}/", "--concurrency", str(delivery.instances * delivery.concurrency),
+             "--endpoint", f"http://127.0.0.1:{ports['ingest']}/",
+             "--concurrency", str(delivery.instances * delivery.concurrency),
              "--ack-deadline", str(delivery.ack_deadline_s), "--max-backoff", str(delivery.max_backoff_s),
              "--port", str(ports["delivery"])],
             "/",

@@ -59,7 +59,8 @@ def test_unsafe_or_invalid_values_are_refused_by_name(change: dict[str, str], na
 def test_a_table_that_is_no_table_id_is_shown_as_given() -> None:
     with pytest.raises(SettingsError) as refused:
         Settings.from_env({**BASE, "LTM_TABLE": "events`; DROP"})
-    assert str(refused.value) == "LTM_PROJECT/LTM_DATASET/LTM_TABLE: not a valid table id: 'my-project.ltm.events`; DROP'"
+    assert str(refused.value) == ("LTM_PROJECT/LTM_DATASET/LTM_TABLE: not a valid table id: "
+                                  "'my-project.ltm.events`; DROP'")
 
 
 def test_loopback_key_endpoint_may_be_plain_http() -> None:

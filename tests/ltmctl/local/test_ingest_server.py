@@ -48,9 +48,11 @@ CASES = [
     ("a binary-mode CloudEvent", "POST", "/", {**JSON, "ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "//x/y",
                                                "ce-type": "t.t", "ce-time": "2026-12-01T10:00:00Z"}, b'{"x": 2}'),
     ("a structured-mode CloudEvent", "POST", "/", {"Content-Type": "application/cloudevents+json"},
-     b'{"specversion": "1.0", "id": "e-2", "source": "//x/y", "type": "t.t", "time": "2026-12-01T10:00:00Z", "data": {"x": 3}}'),
+     b'{"specversion": "1.0", "id": "e-2", "source": "//x/y", "type": "t.t", "time": "2026-12-01T10:00:00Z", '
+     b'"data": {"x": 3}}'),
     ("a structured-mode CloudEvent sent as plain JSON", "POST", "/", JSON,
-     b'{"specversion": "1.0", "id": "e-3", "source": "//x/y", "type": "t.t", "time": "2026-12-01T10:00:00Z", "data": {"x": 4}}'),
+     b'{"specversion": "1.0", "id": "e-3", "source": "//x/y", "type": "t.t", "time": "2026-12-01T10:00:00Z", '
+     b'"data": {"x": 4}}'),
     ("JSON naming an unknown specversion", "POST", "/", JSON, b'{"specversion": "0.1", "id": "e-4"}'),
     ("JSON that is no event", "POST", "/", JSON, b'{"foo": 1}'),
     ("a body that is not JSON", "POST", "/", JSON, b"{not json"),
