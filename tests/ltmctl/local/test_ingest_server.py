@@ -207,6 +207,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _wait_gone(pid: int, within_s: float, failure: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not _gone(pid):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.05)
+
+
 def _stop(server: subprocess.Popen, workers: list[int]) -> None:
     if server.poll() is None:
         server.kill()
@@ -228,10 +235,7 @@ def test_the_worker_ends_with_the_process_that_started_it(tmp_path):
         assert len(workers) == 1
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
-        deadline = time.monotonic() + 5
-        while not _gone(workers[0]):
-            assert time.monotonic() < deadline, "the worker outlived its parent"
-            time.sleep(0.05)
+        _wait_gone(workers[0], 5, "the worker outlived its parent")
     finally:
         _stop(parent, workers)
 
@@ -290,10 +294,7 @@ def test_workers_share_the_port_and_one_endpoint_serves_the_sum_of_their_counter
 
         os.kill(workers[0], signal.SIGKILL)
         assert server.wait(10) == 128 + signal.SIGKILL  # the worker's end, as a shell reports a killed process
-        deadline = time.monotonic() + 10
-        while not _gone(workers[1]):
-            assert time.monotonic() < deadline, "the other worker outlived the first"
-            time.sleep(0.05)
+        _wait_gone(workers[1], 10, "the other worker outlived the first")
     finally:
         _stop(server, workers)
 
