@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ltmctl.local.processes import free_ports
 
 FUNCTION = '''
 import json, os
@@ -172,12 +173,6 @@ def test_threads_bound_the_requests_in_the_function_at_once(tmp_path, monkeypatc
     assert statuses == [200] * 6 and most[0] == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(tmp_path: Path, source: Path, port: int, target: str = "record", **env: str) -> subprocess.Popen:
     """`python -m ltmctl.local.ingest_server` serving `target` from source, once it answers (GET: 405)."""
     server = subprocess.Popen([sys.executable, "-m", "ltmctl.local.ingest_server", "--target", target,
@@ -229,7 +224,7 @@ def test_the_worker_ends_with_the_process_that_started_it(tmp_path):
     """The stack watches and kills the pid it started; a worker left behind would go on taking deliveries."""
     source = tmp_path / "main.py"
     source.write_text(FUNCTION)
-    parent, workers = _start(tmp_path, source, _free_port()), []
+    parent, workers = _start(tmp_path, source, free_ports(1)[0]), []
     try:
         workers = _children(parent.pid)
         assert len(workers) == 1
@@ -263,7 +258,7 @@ def test_workers_share_the_port_and_one_endpoint_serves_the_sum_of_their_counter
     serves the sum. When one worker dies, the server stops the other and exits, so the stack sees it down."""
     source = tmp_path / "main.py"
     source.write_text(COUNTING)
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_ports(2)
     server = _start(tmp_path, source, port, "count", WORKERS="2", THREADS="4", LTM_METRICS_PORT=str(metrics_port),
                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "counters"))
     workers: list[int] = []
@@ -305,7 +300,7 @@ def test_sigterm_stops_every_worker_and_the_server_exits_0(tmp_path):
     source = tmp_path / "main.py"
     source.write_text(COUNTING)
     (tmp_path / "tmp").mkdir()
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_ports(2)
     environment = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "environ", {**environment, "TMPDIR": str(tmp_path / "tmp")})
