@@ -128,3 +128,15 @@ def test_the_snake_case_ids_of_pushs_body_are_read_too():
 def test_a_message_without_attributes_stores_null_not_an_empty_object(validator):
     row = decode(push(json.dumps(VALID).encode()), validator, MAX_EVENT_BYTES)
     assert row["attributes"] is None
+
+
+@pytest.mark.parametrize(("sent", "stored"), [
+    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),  # the contract's first instant
+    ("0999-06-01T12:00:00.5-01:00", "0999-06-01T13:00:00.500000Z"),
+    ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),  # its last
+])
+def test_every_year_the_contract_accepts_is_written_with_four_digits(validator, sent, stored):
+    # BigQuery reads a TIMESTAMP's year as four digits: "1-01-01T..." (what glibc's strftime writes for year 1)
+    # is no timestamp it stores.
+    row = decode(push(json.dumps({**VALID, "event_time": sent}).encode()), validator, MAX_EVENT_BYTES)
+    assert row["event_time"] == stored
