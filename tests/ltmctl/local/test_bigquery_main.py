@@ -206,6 +206,90 @@ def test_row_counts_of_streaming_inserts_are_stored_in_the_catalog(stack):
     client.delete_table(table_id)
 
 
+def _table(stack, schema):
+    import uuid
+
+    from google.cloud import bigquery
+
+    table_id = f"{stack.project}.{stack.resolved.pipeline.dataset}.t_{uuid.uuid4().hex[:8]}"
+    stack.clients.bigquery.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField(*f) for f in schema]))
+    return table_id
+
+
+def test_a_count_not_yet_written_when_bigquery_is_killed_is_counted_again_at_start(stack):
+    """Counts are written to the catalog table at most once a second: the rows of a kill's last second are in the
+    table but not in its written count, and the start after the kill counts them."""
+    import os
+    import signal
+    import time
+
+    from ltmctl.local import processes
+    from ltmctl.local import stack as local_stack
+
+    client = stack.clients.bigquery
+    table_id = _table(stack, [("n", "INT64")])
+    time.sleep(1.2)  # the next insert writes the counts (more than a second since the last write) ...
+    assert client.insert_rows_json(table_id, [{"n": 1}, {"n": 2}]) == []
+    assert client.insert_rows_json(table_id, [{"n": 3}]) == []  # ... and this one, right after, leaves its count
+    assert client.get_table(table_id).num_rows == 3
+
+    piece = local_stack.read_state(stack.resolved).pieces["bigquery"]
+    os.kill(piece.proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while processes.alive(piece.proc):
+        assert time.monotonic() < deadline, "bigquery outlived SIGKILL"
+        time.sleep(0.05)
+    local_stack.restart_piece(stack.resolved, "bigquery")
+
+    assert client.get_table(table_id).num_rows == 3
+    assert sorted(r.n for r in client.query_and_wait(f"SELECT n FROM `{table_id}`")) == [1, 2, 3]
+    client.delete_table(table_id)
+
+
+def test_inserts_at_once_are_all_counted(stack):
+    """Each insert adds its rows to the count the insert before it left, however they overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = stack.clients.bigquery
+    table_id = _table(stack, [("n", "INT64"), ("s", "STRING")])
+    wide = "x" * 20_000  # requests of about 2 MB: each arrives in many reads, so the requests overlap
+
+    def insert(k: int) -> list:
+        return client.insert_rows_json(table_id, [{"n": k * 100 + i, "s": wide} for i in range(100)])
+
+    with ThreadPoolExecutor(12) as pool:
+        assert list(pool.map(insert, range(24))) == [[]] * 24
+    assert client.get_table(table_id).num_rows == 2400
+    assert next(iter(client.query_and_wait(f"SELECT COUNT(DISTINCT n) AS c FROM `{table_id}`"))).c == 2400
+    client.delete_table(table_id)
+
+
+def test_insert_all_answers_as_bigquery_does_for_bad_rows_geography_and_a_missing_table(stack):
+    import httpx
+    from google.api_core.exceptions import NotFound
+
+    client = stack.clients.bigquery
+    table_id = _table(stack, [("n", "INT64"), ("s", "STRING")])
+    mixed = [{"n": 1, "s": "a"}, {"n": "not a number"}, {"n": 3}]
+    errors = client.insert_rows_json(table_id, mixed, skip_invalid_rows=True)
+    assert [e["index"] for e in errors] == [1]
+    assert sorted(r.n for r in client.query_and_wait(f"SELECT n FROM `{table_id}`")) == [1, 3]
+    assert client.get_table(table_id).num_rows == 2
+    client.delete_table(table_id)
+
+    places = _table(stack, [("name", "STRING"), ("at", "GEOGRAPHY")])  # bqemulator's own route: WKT goes in parsed
+    assert client.insert_rows_json(places, [{"name": "origin", "at": "POINT(1 2)"}]) == []
+    row = next(iter(client.query_and_wait(f"SELECT name, ST_X(at) AS x, ST_Y(at) AS y FROM `{places}`")))
+    assert (row.name, row.x, row.y) == ("origin", 1.0, 2.0)
+    client.delete_table(places)
+
+    with pytest.raises(NotFound):
+        client.insert_rows_json(table_id, [{"n": 1}])
+    answer = httpx.post(f"{stack.state.bigquery_endpoint}/bigquery/v2/projects/{stack.project}/datasets/"
+                        f"{stack.resolved.pipeline.dataset}/tables/nowhere/insertAll", json={"rows": []})
+    assert answer.status_code == 404 and answer.json()["error"]["status"] == "NOT_FOUND"
+
+
 def test_middleware_that_would_do_nothing_is_left_out():
     """The access log (it writes at info) and bqemulator's own counters (served nowhere with metrics off) are each
     a BaseHTTPMiddleware layer costing every request; they stay only when they would do something."""
