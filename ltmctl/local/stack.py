@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,6 +329,31 @@ def env_lines(resolved: Resolved) -> list[str]:
 DRAIN_S = 120.0  # about 5,000 waiting messages at the local ingest's pace on two cores
 
 
+# `down` stops the pieces stage by stage, each stage's together: a piece stops only after those that call it (the
+# delivery posts to the function; the recorder reads the services' counters; the services write to BigQuery and
+# Pub/Sub), so no piece in use vanishes under a request. One at a time, the stop took 2.5 s.
+STOP_STAGES = (("delivery", "recorder"), ("api", "ingest"), ("bigquery", "pubsub"))
+
+
+def stop_stages(names: list[str]) -> list[list[str]]:
+    """`names` in the stages they stop in; a piece of no stage stops first (nothing here calls it)."""
+    staged = {name for stage in STOP_STAGES for name in stage}
+    stages = [[n for n in names if n not in staged], *([n for n in stage if n in names] for stage in STOP_STAGES)]
+    return [stage for stage in stages if stage]
+
+
+def stop_pieces(pieces: dict[str, PieceState], report: Report) -> list[tuple[str, bool]]:
+    """Stop the pieces stage by stage; (name, was running) for each."""
+    stopped: list[tuple[str, bool]] = []
+    for stage in stop_stages(list(pieces)):
+        together = [pieces[name] for name in stage]
+        with ThreadPoolExecutor(len(together)) as pool:  # each stop waits for its piece to exit: wait together
+            for piece, was_running in zip(together, pool.map(lambda p: processes.stop(p.proc), together), strict=True):
+                stopped.append((piece.name, was_running))
+                report(piece.name, "stopped" if was_running else "was not running")
+    return stopped
+
+
 @dataclass
 class DownResult:
     stopped: list[tuple[str, bool]] = field(default_factory=list)  # (piece, was running)
@@ -364,10 +390,7 @@ def down(resolved: Resolved, report: Report | None = None, *, force: bool = Fals
             if not force:
                 raise
             report("warning", "could not count the messages the Pub/Sub emulator holds; they are lost")
-    for piece in reversed(list(state.pieces.values())):
-        stopped = processes.stop(piece.proc)
-        result.stopped.append((piece.name, stopped))
-        report(piece.name, "stopped" if stopped else "was not running")
+    result.stopped = stop_pieces(state.pieces, report)
     state_file(resolved).unlink(missing_ok=True)
     client_env.remove_client_files(resolved)  # a shell still pointing at them reaches nothing
     return result

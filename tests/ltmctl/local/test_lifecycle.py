@@ -69,3 +69,69 @@ def test_a_missing_pubsub_emulator_is_a_clear_error_naming_how_to_install_it(tmp
     assert "gcloud components install pubsub-emulator" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".ltm" / "local" / "state.json").exists()  # nothing left half-started
+
+
+SLOW_TO_STOP = """
+import signal, sys, time
+name, log = sys.argv[1], sys.argv[2]
+def stop(signum, frame):
+    with open(log, "a") as out:
+        out.write(f"{name} term {time.monotonic()}\\n")
+    time.sleep(1.0)  # finishing what it was doing
+    with open(log, "a") as out:
+        out.write(f"{name} exit {time.monotonic()}\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_down_stops_each_piece_after_those_that_call_it_and_a_stage_together(tmp_path: Path) -> None:
+    from ltmctl.local import pieces as pieces_module
+    from ltmctl.local import stack
+
+    names = ["pubsub", "bigquery", "ingest", "api", "recorder", "delivery"]  # the order `up` starts them in
+    ports = dict.fromkeys(["pubsub", "bigquery", "bigquery_grpc", "ingest", "ingest_metrics", "api", "recorder",
+                           "delivery"], 1)
+    made = pieces_module.pieces("p", ports, tmp_path, {}, tmp_path / "jwks.json",
+                                pieces_module.DeliverySettings("projects/p/subscriptions/s", 80, 2, 60, 600),
+                                pieces_module.Recording(tmp_path / "m", 10.0, 1 << 20, 100))
+    assert [p.name for p in made] == names  # every piece of the stack has its stage
+    assert stack.stop_stages(names) == [["delivery", "recorder"], ["api", "ingest"], ["bigquery", "pubsub"]]
+
+    events = tmp_path / "events.log"
+    started = {}
+    try:
+        for name in names:
+            log = tmp_path / f"{name}.log"
+            proc = processes.spawn([sys.executable, "-c", SLOW_TO_STOP, name, str(events)], log, dict(os.environ),
+                                   tmp_path)
+            started[name] = stack.PieceState(name, proc.pid, proc.start_ticks, 0, str(log), "/")
+        for piece in started.values():
+            deadline = time.monotonic() + 30
+            while "ready" not in Path(piece.log).read_text():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+        said = []
+        assert stack.stop_pieces(started, lambda name, text: said.append((name, text))) == [
+            (name, True) for stage in stack.stop_stages(names) for name in stage]
+        assert len(said) == 6 and all(text == "stopped" for _, text in said)
+    finally:
+        for piece in started.values():
+            if processes._group_members(piece.proc):
+                os.killpg(piece.pid, signal.SIGKILL)
+
+    at = {}
+    for line in events.read_text().splitlines():
+        name, what, when = line.split()
+        at[name, what] = float(when)
+    stages = stack.stop_stages(names)
+    for earlier, later in zip(stages, stages[1:], strict=False):
+        # No piece is asked to stop while a piece that calls it still runs ...
+        assert max(at[n, "exit"] for n in earlier) < min(at[n, "term"] for n in later), (earlier, later, at)
+    for stage in stages:
+        # ... and the pieces of one stage are asked together, not one after the other's exit.
+        assert max(at[n, "term"] for n in stage) < min(at[n, "exit"] for n in stage), (stage, at)
