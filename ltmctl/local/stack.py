@@ -14,7 +14,7 @@ from typing import Any
 
 from ltmctl.config import Resolved
 from ltmctl.errors import BackendError, ConfigError, StackNotRunning, UsageError
-from ltmctl.local import client_env, processes
+from ltmctl.local import class_sharing, client_env, processes
 from ltmctl.local.pieces import DeliverySettings, Piece, Recording, pieces
 from ltmctl.local.processes import Proc
 
@@ -342,13 +342,19 @@ def stop_stages(names: list[str]) -> list[list[str]]:
     return [stage for stage in stages if stage]
 
 
+def _stop(piece: PieceState) -> bool:
+    stopped = processes.stop(piece.proc)
+    class_sharing.keep_written(piece.argv)  # what a JVM wrote as it exited: its classes, for the next start
+    return stopped
+
+
 def stop_pieces(pieces: dict[str, PieceState], report: Report) -> list[tuple[str, bool]]:
     """Stop the pieces stage by stage; (name, was running) for each."""
     stopped: list[tuple[str, bool]] = []
     for stage in stop_stages(list(pieces)):
         together = [pieces[name] for name in stage]
         with ThreadPoolExecutor(len(together)) as pool:  # each stop waits for its piece to exit: wait together
-            for piece, was_running in zip(together, pool.map(lambda p: processes.stop(p.proc), together), strict=True):
+            for piece, was_running in zip(together, pool.map(_stop, together), strict=True):
                 stopped.append((piece.name, was_running))
                 report(piece.name, "stopped" if was_running else "was not running")
     return stopped
@@ -546,7 +552,7 @@ def up(resolved: Resolved, port_base: int | None = None, report: Report | None =
         _apply_infra(resolved, state, report)
     except BaseException:
         for piece in started.values():
-            processes.stop(piece.proc)
+            _stop(piece)
         state_file(resolved).unlink(missing_ok=True)
         raise
     return state, True
@@ -577,7 +583,7 @@ def _repair(resolved: Resolved, state: StackState, report: Report) -> tuple[Stac
         kept = "; the Pub/Sub emulator and the messages it holds are left alone"
     report("stack", f"restarting what is down: {', '.join(names)}{kept}")
     for piece in dead:
-        processes.stop(piece.proc)  # a hung piece, or the children a killed leader left behind
+        _stop(piece)  # a hung piece, or the children a killed leader left behind
     _check_ports_free(((name, wanted[name].port) for name in names), wait_s=10.0)
     data_dir = _prepare_dirs(resolved)
     started: dict[str, PieceState] = {}
@@ -588,7 +594,7 @@ def _repair(resolved: Resolved, state: StackState, report: Report) -> tuple[Stac
         _wait_healthy(list(started.values()), report)
     except BaseException:
         for piece in started.values():
-            processes.stop(piece.proc)
+            _stop(piece)
         raise
     state.pieces = {name: started.get(name) or state.pieces[name] for name in wanted}
     _write_state(resolved, state)
@@ -671,7 +677,7 @@ def restart_piece(resolved: Resolved, name: str, *, stop_only: bool = False) -> 
     if state is None or name not in state.pieces:
         raise UsageError(f"No piece named {name!r} in the local stack.")
     piece = state.pieces[name]
-    processes.stop(piece.proc)
+    _stop(piece)
     if stop_only:
         return piece
     again = _start(Piece(name, piece.port, piece.argv, piece.health_path, piece.env),
