@@ -17,25 +17,37 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from ingest_fn.metrics import INSERTS
 from ingest_fn.sink import BigQuerySink, TransientError
 
 STORED = None  # the outcome of a stored row; otherwise BigQuery's reason for refusing it
+_UNANSWERED: Any = object()  # a row whose request ended without saying what became of it: never "stored"
 
 
 class _Call:
-    __slots__ = ("row", "future", "lead", "wake")
+    __slots__ = ("row", "outcome", "error", "lead", "_asleep")
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
-        self.future: Future[str | None] = Future()
+        self.outcome: str | None = _UNANSWERED  # STORED, or BigQuery's reason for refusing the row
+        self.error: BaseException | None = None  # why the row's fate is unknown: the delivery must fail
         self.lead = False
-        # Set when the caller has something to do: lead the next request, or return its row's outcome. One event
-        # per caller: with 80 deliveries waiting, waking them all on every change cost more than the inserts.
-        self.wake = threading.Event()
+        # Released when the caller has something to do: lead the next request, or return its row's outcome. A bare
+        # lock, taken here and released once per wake: an Event (a condition, its lock, a waiter list and a notify
+        # per call) cost about half again as much CPU per row with 80 deliveries waiting, and a Future as much again.
+        self._asleep = threading.Lock()
+        self._asleep.acquire()
+
+    def wait(self) -> None:
+        self._asleep.acquire()
+
+    def wake(self) -> None:
+        self._asleep.release()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
 
 
 class GroupCommitter:
@@ -52,7 +64,7 @@ class GroupCommitter:
         self._last_end = float("-inf")  # time.monotonic() when it ended
         self.inserts = 0  # requests sent, for tests and metrics
 
-    def insert(self, row: dict[str, Any], timeout_s: float | None = None) -> str | None:
+    def insert(self, row: dict[str, Any]) -> str | None:
         """Return None once the row is stored, or the reason BigQuery refused it; raise TransientError."""
         call = _Call(row)
         with self._cond:
@@ -62,10 +74,14 @@ class GroupCommitter:
             else:
                 self._cond.notify()  # only a lingering leader waits on the condition: it counts the rows come
         if not call.lead:
-            call.wake.wait()
+            call.wait()
         if call.lead:
             self._lead()
-        return call.future.result(timeout=timeout_s)
+        if call.error is not None:
+            raise call.error
+        if call.outcome is _UNANSWERED:
+            raise TransientError("the insert carrying the row ended without an answer for it")
+        return call.outcome
 
     def _lead(self) -> None:
         with self._cond:
@@ -86,11 +102,11 @@ class GroupCommitter:
                 self._last_end = time.monotonic()
                 if self._pending:
                     self._pending[0].lead = True  # the oldest waiting caller leads the next request
-                    self._pending[0].wake.set()
+                    self._pending[0].wake()
                 else:
                     self._leader_active = False
             for call in batch:
-                call.wake.set()  # each learns its own outcome (set on its future by now)
+                call.wake()  # each learns its own outcome (set on its call by now)
 
     def _commit(self, batch: list[_Call]) -> None:
         # Requests a batch may spend isolating rows the backend chokes on: enough to bisect down to one bad row
@@ -105,7 +121,7 @@ class GroupCommitter:
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 for call in batch:
-                    call.future.set_exception(TransientError(f"insert failed: {exc!r}"))
+                    call.fail(TransientError(f"insert failed: {exc!r}"))
                 raise
             # A whole request the backend answered with an error may be one row's fault (the local BigQuery answers
             # 500 to a row it cannot encode): split it, so that row never holds back the good rows of its batch.
@@ -119,14 +135,14 @@ class GroupCommitter:
             # every delivery in a failed request fails, and is retried by Pub/Sub
             failure = exc if isinstance(exc, TransientError) else TransientError(f"insert failed: {exc}")
             for call in batch:
-                call.future.set_exception(failure)
+                call.fail(failure)
             return
         unstored = set(result.unstored)
         for index, call in enumerate(batch):
             if index in unstored:
-                call.future.set_exception(TransientError("BigQuery did not store the row"))
+                call.fail(TransientError("BigQuery did not store the row"))
             else:
-                call.future.set_result(result.refused.get(index, STORED))
+                call.outcome = result.refused.get(index, STORED)
 
 
 def _answered(exc: BaseException) -> bool:

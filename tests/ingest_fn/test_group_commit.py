@@ -48,7 +48,7 @@ def run_concurrently(committer, rows):
 
     def call(r):
         try:
-            results[r["event_id"]] = committer.insert(r, timeout_s=30)
+            results[r["event_id"]] = committer.insert(r)  # join_all bounds the wait
         except TransientError as exc:
             results[r["event_id"]] = exc
         answered_on_return[r["event_id"]] = r["event_id"] in committer.sink.answered
@@ -252,3 +252,53 @@ def test_a_batch_failing_whole_costs_a_bounded_number_of_requests(stack):
     first, *rest = sink.batches
     assert len(first) == 1 and sorted(map(len, rest))[-1] == 15
     assert len(rest) <= 2 * (15).bit_length() + 1  # the 15-row batch and its bisection: 9 requests at most
+
+
+def test_a_request_that_ends_without_an_answer_for_its_rows_never_says_they_were_stored():
+    """A sink whose answer cannot be read (no BigQuery answers so: a stand-in is the only way to get one) leaves the
+    rows of its request with no outcome. Their callers must fail, for Pub/Sub to retry, not return "stored"."""
+
+    class Unreadable:
+        @property
+        def unstored(self):
+            raise RuntimeError("an answer the committer cannot read")
+
+    arrived = threading.Semaphore(0)
+
+    class Sink:
+        def __init__(self):
+            self.batches = []
+
+        def insert(self, rows):
+            self.batches.append(len(rows))
+            if len(self.batches) == 1:
+                for _ in range(5):  # the first request ends only once the five others wait behind it
+                    assert arrived.acquire(timeout=10)
+                deadline = time.monotonic() + 10
+                while len(committer._pending) < 5 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            return Unreadable()
+
+    committer = GroupCommitter(Sink())
+    results = {}
+
+    def call(n):
+        try:
+            results[n] = committer.insert({"n": n})
+        except Exception as exc:  # noqa: BLE001 - whatever it raises, it must raise
+            results[n] = exc
+
+    first = threading.Thread(target=call, args=(0,), daemon=True)
+    first.start()
+    while not committer.sink.batches:
+        time.sleep(0.01)
+    others = [threading.Thread(target=call, args=(n,), daemon=True) for n in range(1, 6)]
+    for t in others:
+        t.start()
+        arrived.release()
+    join_all([first, *others])
+
+    assert committer.sink.batches == [1, 5]  # the five waited, and went in one request, led by one of them
+    assert sorted(results) == list(range(6))
+    assert all(isinstance(r, Exception) for r in results.values()), results
+    assert sum(isinstance(r, TransientError) for r in results.values()) == 4  # the callers that did not lead
