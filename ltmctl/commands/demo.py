@@ -12,7 +12,7 @@ import typer
 def demo(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
-    count: Annotated[int, typer.Option(help="Valid synthetic events to publish.", min=1, max=1_000_000)] = 1000,
+    count: Annotated[int, typer.Option(help="Valid synthetic events to publish.", min=1, max=1_000_000)] = 10_000,
 ) -> None:
     """Start the local stack, publish events, read them back through the API, show dead letters and metrics.
 
