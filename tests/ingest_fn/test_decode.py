@@ -140,3 +140,14 @@ def test_every_year_the_contract_accepts_is_written_with_four_digits(validator, 
     # is no timestamp it stores.
     row = decode(push(json.dumps({**VALID, "event_time": sent}).encode()), validator, MAX_EVENT_BYTES)
     assert row["event_time"] == stored
+
+
+def test_a_message_without_a_publish_time_is_stored_with_the_time_it_was_decoded(validator):
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC)
+    message = Message.from_push({"data": base64.b64encode(json.dumps(VALID).encode()).decode(), "messageId": "9"})
+    row = decode(message, validator, MAX_EVENT_BYTES)
+    assert isinstance(row, dict), row
+    stored = datetime.fromisoformat(row["publish_time"].replace("Z", "+00:00"))
+    assert before <= stored <= datetime.now(UTC)
