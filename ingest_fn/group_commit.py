@@ -46,9 +46,6 @@ class _Call:
     def wake(self) -> None:
         self._asleep.release()
 
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-
 
 class GroupCommitter:
     def __init__(self, sink: BigQuerySink, max_rows: int = 500, linger_s: float = 0.005,
@@ -121,7 +118,7 @@ class GroupCommitter:
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 for call in batch:
-                    call.fail(TransientError(f"insert failed: {exc!r}"))
+                    call.error = TransientError(f"insert failed: {exc!r}")
                 raise
             # A whole request the backend answered with an error may be one row's fault (the local BigQuery answers
             # 500 to a row it cannot encode): split it, so that row never holds back the good rows of its batch.
@@ -135,12 +132,12 @@ class GroupCommitter:
             # every delivery in a failed request fails, and is retried by Pub/Sub
             failure = exc if isinstance(exc, TransientError) else TransientError(f"insert failed: {exc}")
             for call in batch:
-                call.fail(failure)
+                call.error = failure
             return
         unstored = set(result.unstored)
         for index, call in enumerate(batch):
             if index in unstored:
-                call.fail(TransientError("BigQuery did not store the row"))
+                call.error = TransientError("BigQuery did not store the row")
             else:
                 call.outcome = result.refused.get(index, STORED)
 
